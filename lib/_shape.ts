@@ -1,0 +1,85 @@
+// Shape helpers shared by the tensor types and the kernels.
+
+/** Row-major strides for `shape`, built from the last axis back. */
+export function rowMajorStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let stride = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = stride;
+    stride *= shape[i]!;
+  }
+  return strides;
+}
+
+/** Number of elements of `shape`. */
+export function sizeOf(shape: readonly number[]): number {
+  let size = 1;
+  for (const n of shape) size *= n;
+  return size;
+}
+
+/** Whether two shapes are equal. */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
+/** `[2, 4, 64, 64]`, as shapes print in error messages. */
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/** Whether (shape, strides) lays the elements out row-major without gaps. */
+export function isRowMajor(
+  shape: readonly number[],
+  strides: readonly number[],
+): boolean {
+  let expected = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const n = shape[i]!;
+    if (n !== 1 && strides[i] !== expected) return false;
+    expected *= n;
+  }
+  return true;
+}
+
+/** A strided layout: what the kernels need to address an operand. */
+export interface Layout {
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+/**
+ * Calls `row(offsets)` once per innermost row of `shape`, in row-major order, with the element
+ * offset of the row's first element in each operand; the caller walks the row with each
+ * operand's last stride. A 0-d shape is one row of length 1.
+ */
+export function forEachRow(
+  shape: readonly number[],
+  operands: readonly Layout[],
+  row: (offsets: Int32Array | number[]) => void,
+): void {
+  const rank = shape.length;
+  const count = operands.length;
+  const offsets = operands.map((o) => o.offset);
+  if (rank <= 1) {
+    if (sizeOf(shape) > 0) row(offsets);
+    return;
+  }
+  if (sizeOf(shape) === 0) return;
+  const index = new Array<number>(rank - 1).fill(0);
+  for (;;) {
+    row(offsets);
+    let d = rank - 2;
+    for (; d >= 0; d--) {
+      index[d]!++;
+      for (let k = 0; k < count; k++) offsets[k]! += operands[k]!.strides[d]!;
+      if (index[d]! < shape[d]!) break;
+      for (let k = 0; k < count; k++) {
+        offsets[k]! -= operands[k]!.strides[d]! * shape[d]!;
+      }
+      index[d] = 0;
+    }
+    if (d < 0) return;
+  }
+}

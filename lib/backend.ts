@@ -1,0 +1,60 @@
+/**
+ * Picking the kernels for a call from the tensors it is given.
+ *
+ * @module
+ */
+import { CpuKernels } from "./backends/cpu.ts";
+import type { Kernels, TensorView } from "./kernels.ts";
+import { Tensor } from "./tensor.ts";
+
+/** A tensor of any backend: a CPU {@link Tensor}, or a device tensor that names its kernels. */
+// deno-lint-ignore no-explicit-any
+export type AnyTensor = TensorView<any>;
+
+/** The shared CPU kernels. */
+export const cpuKernels: CpuKernels = new CpuKernels();
+
+/**
+ * The kernels that own every tensor in `tensors` (nulls skipped): CPU for {@link Tensor}s, the
+ * tensor's own `kernels` for device tensors.
+ *
+ * @throws {TypeError} A value that is no tensor, or tensors of different backends.
+ *
+ * @example
+ * ```ts
+ * import { kernelsFor, Tensor } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * assert.equal(kernelsFor("sample", Tensor.zeros([2]), Tensor.zeros([2])).name, "cpu");
+ * ```
+ */
+export function kernelsFor<T extends TensorView<T>>(
+  operation: string,
+  ...tensors: readonly (T | null | undefined)[]
+): Kernels<T> {
+  let kernels: Kernels<T> | undefined;
+  for (const t of tensors) {
+    if (t === null || t === undefined) continue;
+    const own = t instanceof Tensor
+      ? cpuKernels as unknown as Kernels<T>
+      : (t as { kernels?: Kernels<T> }).kernels;
+    if (!own || !own.owns(t)) {
+      throw new TypeError(
+        `Cannot ${operation} as an argument is not a Tensor: current value is ${
+          describe(t)
+        } (wrap a Float32Array with new Tensor(data, shape))`,
+      );
+    }
+    if (kernels && kernels !== own) {
+      throw new TypeError(
+        `Cannot ${operation} as its tensors live on different backends ('${kernels.name}' and '${own.name}'): move them to one backend first`,
+      );
+    }
+    kernels = own;
+  }
+  return kernels ?? (cpuKernels as unknown as Kernels<T>);
+}
+
+function describe(value: unknown): string {
+  if (value === null || typeof value !== "object") return String(value);
+  return (value as object).constructor?.name ?? "object";
+}

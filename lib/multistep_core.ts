@@ -1,0 +1,626 @@
+/**
+ * What the DPM-Solver multistep schedulers share: configuration, the training noise schedule,
+ * the model-output history, model-output conversion, order selection and the step itself. A
+ * subclass supplies only the direction-specific parts: the inference schedule and the rule that
+ * picks the step index of the first `step`.
+ *
+ * @module
+ */
+import { type AnyTensor, kernelsFor } from "./backend.ts";
+import {
+  type AlgorithmType,
+  DIFFUSERS_VERSION,
+  type SchedulerConfig,
+  stringifyConfig,
+} from "./config.ts";
+import { formatShape, sameShape } from "./_shape.ts";
+import type { Kernels, TensorView } from "./kernels.ts";
+import {
+  alphasCumprodFrom,
+  type AlphaSigma,
+  betasFor,
+  lambdaOf,
+  sigmaToAlphaSigma,
+  trainingLambdas,
+  trainingSigmas,
+} from "./noise_schedule.ts";
+import {
+  chooseOrder,
+  type MultistepCoefficients,
+  multistepCoefficients,
+} from "./solver.ts";
+
+/** Options of {@link MultistepScheduler.step}. */
+export interface StepOptions<T> {
+  /** Where to write the result (allocation-free stepping); a new tensor by default. */
+  out?: T;
+  /** Noise for the SDE algorithm types (same shape as the sample). */
+  varianceNoise?: T;
+}
+
+/** The result of a step, named as diffusers' `SchedulerOutput`. */
+export interface StepResult<T> {
+  /** The sample at the next timestep of the schedule. */
+  prevSample: T;
+}
+
+/** One row of {@link MultistepScheduler.scheduleTable}. */
+export interface ScheduleRow {
+  /** Step index. */
+  step: number;
+  /** Timestep the model is evaluated at, or `null` for the final sigma. */
+  t: number | null;
+  /** The scheduler's sigma. */
+  sigma: number;
+  /** Scale of the clean signal. */
+  alphaT: number;
+  /** Scale of the noise. */
+  sigmaT: number;
+  /** Half log-SNR, `log(alpha_t) - log(sigma_t)`. */
+  lambda: number;
+  /** `lambda` of the next row minus this one (0 on the last row). */
+  h: number;
+}
+
+/** An inference schedule: the timesteps and one more sigma than timesteps. */
+export interface InferenceSchedule {
+  /** Model timesteps, one per step. */
+  timesteps: Int32Array;
+  /** Sigmas, one per timestep plus the final one. */
+  sigmas: Float32Array;
+}
+
+/** The direction-independent part of the DPM-Solver multistep schedulers. */
+export abstract class MultistepScheduler {
+  /** The frozen configuration, every key filled. */
+  readonly config: Readonly<SchedulerConfig>;
+  /** The training betas (float32). */
+  readonly betas: Float32Array;
+  /** Cumulative products of `1 - betas` (float32). */
+  readonly alphasCumprod: Float32Array;
+  /** `lambda_t` over the training timesteps. */
+  readonly lambdaT: Float64Array;
+  /** Training sigmas `sqrt((1 - ᾱ) / ᾱ)` (float32). */
+  readonly trainSigmas: Float32Array;
+  /** Standard deviation of the initial noise (1, as diffusers). */
+  readonly initNoiseSigma = 1;
+  /** Model evaluations per step (1). */
+  readonly order = 1;
+
+  /** The inference timesteps (set by `setTimesteps`; all training timesteps before). */
+  timesteps: Int32Array;
+  /** The inference sigmas, one more than `timesteps` (training sigmas before `setTimesteps`). */
+  sigmas: Float32Array;
+  /** Number of inference steps, or `null` before `setTimesteps`. */
+  numInferenceSteps: number | null = null;
+  /** The converted model outputs of the last `solver_order` steps, oldest first. */
+  modelOutputs: (AnyTensor | null)[];
+  /** How many steps have run at less than the configured order (capped at `solver_order`). */
+  lowerOrderNums = 0;
+
+  #stepIndex: number | null = null;
+  // Buffers this scheduler allocated for converted outputs; only these are recycled.
+  #owned = new WeakSet<object>();
+
+  /** The diffusers class name this scheduler reproduces. */
+  abstract get className(): string;
+
+  constructor(config: Readonly<SchedulerConfig>) {
+    this.config = config;
+    this.betas = betasFor(config);
+    this.alphasCumprod = alphasCumprodFrom(this.betas);
+    this.lambdaT = trainingLambdas(this.alphasCumprod);
+    this.trainSigmas = trainingSigmas(this.alphasCumprod);
+    this.timesteps = Int32Array.from(
+      { length: config.num_train_timesteps },
+      (_, i) => i,
+    );
+    this.sigmas = this.trainSigmas;
+    this.modelOutputs = new Array(config.solver_order).fill(null);
+  }
+
+  /** The index of the next step in `timesteps`, or `null` before the first `step`. */
+  get stepIndex(): number | null {
+    return this.#stepIndex;
+  }
+
+  /** The inference schedule for `numInferenceSteps` steps (direction-specific). */
+  protected abstract buildSchedule(
+    numInferenceSteps: number,
+  ): InferenceSchedule;
+
+  /** The step index of the first `step`, given its timestep (direction-specific). */
+  protected abstract initialStepIndex(timestep: number): number;
+
+  /**
+   * Extra steps past the end of `timesteps` that must still succeed as identity steps, because
+   * the first step started past the schedule's first entry (see `initialStepIndex`).
+   */
+  protected overrunAllowance = 0;
+
+  /**
+   * Sets the inference schedule and resets the solver state.
+   *
+   * @param numInferenceSteps An integer in [1, num_train_timesteps].
+   * @throws {RangeError} Any other value.
+   */
+  setTimesteps(numInferenceSteps: number): void {
+    const max = this.config.num_train_timesteps;
+    if (
+      !Number.isInteger(numInferenceSteps) || numInferenceSteps < 1 ||
+      numInferenceSteps > max
+    ) {
+      throw new RangeError(
+        `Cannot set timesteps as 'numInferenceSteps' must be an integer in [1, ${max}]: current value is ${numInferenceSteps}`,
+      );
+    }
+    const { timesteps, sigmas } = this.buildSchedule(numInferenceSteps);
+    this.timesteps = timesteps;
+    this.sigmas = sigmas;
+    this.numInferenceSteps = timesteps.length;
+    this.modelOutputs = new Array(this.config.solver_order).fill(null);
+    this.lowerOrderNums = 0;
+    this.#stepIndex = null;
+    this.overrunAllowance = 0;
+  }
+
+  /** (alpha_t, sigma_t) of `sigmas[index]`. */
+  alphaSigmaAt(index: number): AlphaSigma {
+    return sigmaToAlphaSigma(this.sigmas[index]!, this.config.use_flow_sigmas);
+  }
+
+  /**
+   * The schedule as a table: per step its timestep, sigma, alpha_t, sigma_t, lambda and the step
+   * size h in lambda, plus a last row for the final sigma.
+   */
+  scheduleTable(): ScheduleRow[] {
+    const rows: ScheduleRow[] = [];
+    for (let i = 0; i < this.sigmas.length; i++) {
+      const point = this.alphaSigmaAt(i);
+      rows.push({
+        step: i,
+        t: i < this.timesteps.length ? this.timesteps[i]! : null,
+        sigma: this.sigmas[i]!,
+        alphaT: point.alphaT,
+        sigmaT: point.sigmaT,
+        lambda: lambdaOf(point),
+        h: 0,
+      });
+    }
+    for (let i = 0; i + 1 < rows.length; i++) {
+      rows[i]!.h = rows[i + 1]!.lambda - rows[i]!.lambda;
+    }
+    return rows;
+  }
+
+  /** `sample` unchanged: DPM-Solver needs no input scaling (kept for API parity). */
+  scaleModelInput<T>(sample: T, _timestep?: number): T {
+    return sample;
+  }
+
+  /**
+   * Converts a raw model output into what the algorithm integrates: the predicted clean sample
+   * (DPM-Solver++) or the predicted noise (DPM-Solver), thresholded if configured. Uses the
+   * current step index's sigma. Allocates the result.
+   */
+  convertModelOutput<T extends TensorView<T>>(modelOutput: T, sample: T): T {
+    const kernels = kernelsFor<T>(
+      "convert the model output",
+      modelOutput,
+      sample,
+    );
+    const meanOutput = this.#checkModelOutput(modelOutput, sample);
+    const out = kernels.empty(sample.shape);
+    this.#convertInto(
+      kernels,
+      out,
+      meanOutput,
+      sample,
+      this.#currentIndex("convert the model output"),
+    );
+    return out;
+  }
+
+  /**
+   * Advances `sample` by one step of the multistep DPM-Solver.
+   *
+   * @param modelOutput The model's output at `timestep` for `sample` (with a learned variance:
+   *   twice the sample's channels; the first half is used).
+   * @param timestep The current timestep, an integer from `timesteps`.
+   * @param sample The current sample.
+   * @param options `out` to write the result into, `varianceNoise` for SDE types.
+   * @throws {Error} Before `setTimesteps`, or after the last timestep.
+   * @throws {TypeError} Mismatched shapes or non-tensor arguments.
+   */
+  step<T extends TensorView<T>>(
+    modelOutput: T,
+    timestep: number,
+    sample: T,
+    options: StepOptions<T> = {},
+  ): StepResult<T> {
+    if (this.numInferenceSteps === null) {
+      throw new Error(
+        "Cannot step as the number of inference steps is not set: call setTimesteps(numInferenceSteps) first",
+      );
+    }
+    if (typeof timestep !== "number" || !Number.isInteger(timestep)) {
+      throw new TypeError(
+        `Cannot step as 'timestep' must be an integer from the schedule: current value is ${timestep}`,
+      );
+    }
+    const kernels = kernelsFor<T>(
+      "step",
+      modelOutput,
+      sample,
+      options.out,
+      options.varianceNoise,
+    );
+    const meanOutput = this.#checkModelOutput(modelOutput, sample);
+    if (options.out && !sameShape(options.out.shape, sample.shape)) {
+      throw new TypeError(
+        `Cannot step as 'out' must have the sample's shape ${
+          formatShape(sample.shape)
+        }: current value is ${formatShape(options.out.shape)}`,
+      );
+    }
+    if (this.#stepIndex === null) {
+      this.#stepIndex = this.initialStepIndex(timestep);
+    }
+    const index = this.#stepIndex;
+    const count = this.timesteps.length;
+    const out = options.out ?? kernels.empty(sample.shape);
+    if (index >= count) {
+      if (this.overrunAllowance <= 0) {
+        throw new RangeError(
+          `Cannot step as the schedule's ${count} steps are done (step index ${index}): call setTimesteps again to start a new pass`,
+        );
+      }
+      // diffusers starts at the second copy of a repeated first timestep and then runs past
+      // the end; that surplus step is the identity so that a loop over `timesteps` finishes.
+      this.overrunAllowance--;
+      kernels.copy(out, sample);
+      this.#stepIndex = index + 1;
+      return { prevSample: out };
+    }
+
+    const { solver_order: solverOrder, lower_order_final, euler_at_final } =
+      this.config;
+    const shortSchedule = lower_order_final && count < 15;
+    const lowerOrderFinal = index === count - 1 &&
+      (euler_at_final || shortSchedule);
+    const lowerOrderSecond = index === count - 2 && shortSchedule;
+
+    const converted = this.#recycledBuffer(kernels, sample.shape);
+    this.#convertInto(kernels, converted, meanOutput, sample, index);
+    this.modelOutputs.shift();
+    this.modelOutputs.push(converted);
+
+    const order = chooseOrder({
+      solverOrder,
+      lowerOrderNums: this.lowerOrderNums,
+      lowerOrderFinal,
+      lowerOrderSecond,
+    });
+    const noise = this.noiseFor(options, sample);
+    this.#update(
+      kernels,
+      out,
+      order,
+      this.modelOutputs as unknown as T[],
+      sample,
+      noise,
+      index,
+    );
+
+    if (this.lowerOrderNums < solverOrder) this.lowerOrderNums++;
+    this.#stepIndex = index + 1;
+    return { prevSample: out };
+  }
+
+  /**
+   * The noise for an SDE step, or `null` for the ODE algorithm types. Subclasses that support
+   * SDE types override this.
+   */
+  protected noiseFor<T>(_options: StepOptions<T>, _sample: T): T | null {
+    return null;
+  }
+
+  /**
+   * First-order DPM-Solver(++) update (DDIM-equivalent) from the current step index's sigma to
+   * the next, with the converted model output. Allocates the result.
+   */
+  dpmSolverFirstOrderUpdate<T extends TensorView<T>>(
+    modelOutput: T,
+    sample: T,
+    noise?: T,
+  ): T {
+    return this.#publicUpdate(1, [modelOutput], sample, noise);
+  }
+
+  /**
+   * Second-order multistep update; `modelOutputList` holds converted outputs, oldest first (the
+   * last two are used). Allocates the result.
+   */
+  multistepDpmSolverSecondOrderUpdate<T extends TensorView<T>>(
+    modelOutputList: readonly T[],
+    sample: T,
+    noise?: T,
+  ): T {
+    return this.#publicUpdate(2, modelOutputList, sample, noise);
+  }
+
+  /**
+   * Third-order multistep update; `modelOutputList` holds converted outputs, oldest first (the
+   * last three are used). Allocates the result.
+   */
+  multistepDpmSolverThirdOrderUpdate<T extends TensorView<T>>(
+    modelOutputList: readonly T[],
+    sample: T,
+    noise?: T,
+  ): T {
+    return this.#publicUpdate(3, modelOutputList, sample, noise);
+  }
+
+  /**
+   * diffusers' `add_noise`: `alpha_t·x0 + sigma_t·noise` per batch item, at the sigma of each
+   * item's timestep (an unknown timestep takes the last sigma). Allocates the result.
+   */
+  addNoise<T extends TensorView<T>>(
+    originalSamples: T,
+    noise: T,
+    timesteps: ArrayLike<number>,
+  ): T {
+    const kernels = kernelsFor<T>("add noise", originalSamples, noise);
+    if (!sameShape(originalSamples.shape, noise.shape)) {
+      throw new TypeError(
+        `Cannot add noise as 'noise' must have the shape of 'originalSamples' ${
+          formatShape(originalSamples.shape)
+        }: current value is ${formatShape(noise.shape)}`,
+      );
+    }
+    const batch = originalSamples.shape[0] ?? 1;
+    if (timesteps.length !== batch) {
+      throw new TypeError(
+        `Cannot add noise as 'timesteps' must hold one timestep per batch item (${batch}): current length is ${timesteps.length}`,
+      );
+    }
+    const out = kernels.empty(originalSamples.shape);
+    for (let i = 0; i < batch; i++) {
+      const { alphaT, sigmaT } = this.alphaSigmaAt(
+        this.indexForTimestep(timesteps[i]!),
+      );
+      kernels.axpbyDiv(
+        out.slice(0, i, i + 1),
+        alphaT,
+        originalSamples.slice(0, i, i + 1),
+        sigmaT,
+        noise.slice(0, i, i + 1),
+        1,
+      );
+    }
+    return out;
+  }
+
+  /** diffusers' index rule for `add_noise`: none → last, several → the second, else the one. */
+  protected indexForTimestep(timestep: number): number {
+    let first = -1;
+    for (let i = 0; i < this.timesteps.length; i++) {
+      if (this.timesteps[i] !== timestep) continue;
+      if (first >= 0) return i;
+      first = i;
+    }
+    return first >= 0 ? first : this.timesteps.length - 1;
+  }
+
+  /** diffusers' config dictionary: `_class_name`, `_diffusers_version` and every key. */
+  toJSON(): Record<string, unknown> {
+    return {
+      _class_name: this.className,
+      _diffusers_version: DIFFUSERS_VERSION,
+      ...this.config,
+      trained_betas: this.config.trained_betas
+        ? [...this.config.trained_betas]
+        : null,
+    };
+  }
+
+  /** Writes `scheduler_config.json` into `dir` (created if missing), as diffusers writes it. */
+  async saveConfig(dir: string): Promise<void> {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(
+      `${dir}/scheduler_config.json`,
+      stringifyConfig(this.toJSON()),
+    );
+  }
+
+  #currentIndex(operation: string): number {
+    if (this.#stepIndex === null) {
+      throw new Error(
+        `Cannot ${operation} as the step index is not set: it is set by the first step() after setTimesteps()`,
+      );
+    }
+    if (this.#stepIndex >= this.timesteps.length) {
+      throw new RangeError(
+        `Cannot ${operation} as the schedule's ${this.timesteps.length} steps are done`,
+      );
+    }
+    return this.#stepIndex;
+  }
+
+  #publicUpdate<T extends TensorView<T>>(
+    order: 1 | 2 | 3,
+    modelOutputList: readonly T[],
+    sample: T,
+    noise: T | undefined,
+  ): T {
+    const kernels = kernelsFor<T>("update", sample, noise, ...modelOutputList);
+    if (modelOutputList.length < order) {
+      throw new RangeError(
+        `Cannot take a order-${order} update as 'modelOutputList' must hold at least ${order} outputs: current length is ${modelOutputList.length}`,
+      );
+    }
+    const out = kernels.empty(sample.shape);
+    this.#update(
+      kernels,
+      out,
+      order,
+      modelOutputList,
+      sample,
+      noise ?? null,
+      this.#currentIndex("update"),
+    );
+    return out;
+  }
+
+  // The update from sigmas[index] to sigmas[index + 1], reading the newest `order` outputs.
+  #update<T extends TensorView<T>>(
+    kernels: Kernels<T>,
+    out: T,
+    order: 1 | 2 | 3,
+    modelOutputList: readonly T[],
+    sample: T,
+    noise: T | null,
+    index: number,
+  ): void {
+    if (index - (order - 1) < 0) {
+      throw new RangeError(
+        `Cannot take a order-${order} step at step index ${index}: it needs ${
+          order - 1
+        } earlier steps`,
+      );
+    }
+    const points = [index + 1, index, index - 1, index - 2].slice(0, order + 1)
+      .map((i) => this.alphaSigmaAt(i));
+    const coefficients: MultistepCoefficients | null = multistepCoefficients(
+      order,
+      this.config.algorithm_type,
+      this.config.solver_type,
+      points,
+    );
+    if (coefficients === null) {
+      // A zero-length step (equal sigmas) leaves the sample as it is, where diffusers' heun and
+      // third-order updates divide 0 by 0.
+      kernels.copy(out, sample);
+      return;
+    }
+    const n = modelOutputList.length;
+    const history = [
+      modelOutputList[n - 1]!,
+      modelOutputList[n - 2]!,
+      modelOutputList[n - 3]!,
+    ]
+      .slice(0, order);
+    if (coefficients.e !== 0 && noise === null) {
+      throw new TypeError(
+        `Cannot step as 'algorithm_type' "${this.config.algorithm_type}" needs noise: pass 'varianceNoise' or 'generator'`,
+      );
+    }
+    kernels.multistep(out, sample, history, coefficients, noise);
+  }
+
+  // diffusers' convert_model_output into `out`, at sigmas[index].
+  #convertInto<T extends TensorView<T>>(
+    kernels: Kernels<T>,
+    out: T,
+    modelOutput: T,
+    sample: T,
+    index: number,
+  ): void {
+    const { algorithm_type, prediction_type, thresholding } = this.config;
+    const sigma = this.sigmas[index]!;
+    const { alphaT, sigmaT } = this.alphaSigmaAt(index);
+    if (isDataPrediction(algorithm_type)) {
+      switch (prediction_type) {
+        case "epsilon": // x0 = (x − σ_t·ε) / α_t
+          kernels.axpbyDiv(out, 1, sample, -sigmaT, modelOutput, alphaT);
+          break;
+        case "sample":
+          kernels.copy(out, modelOutput);
+          break;
+        case "v_prediction": // x0 = α_t·x − σ_t·v
+          kernels.axpbyDiv(out, alphaT, sample, -sigmaT, modelOutput, 1);
+          break;
+        case "flow_prediction": // x0 = x − σ·v
+          kernels.axpbyDiv(out, 1, sample, -sigma, modelOutput, 1);
+          break;
+      }
+      if (thresholding) this.#threshold(kernels, out);
+      return;
+    }
+    switch (prediction_type) {
+      case "epsilon":
+        kernels.copy(out, modelOutput);
+        break;
+      case "sample": // ε = (x − α_t·x0) / σ_t
+        kernels.axpbyDiv(out, 1, sample, -alphaT, modelOutput, sigmaT);
+        break;
+      case "v_prediction": // ε = α_t·v + σ_t·x
+        kernels.axpbyDiv(out, alphaT, modelOutput, sigmaT, sample, 1);
+        break;
+      case "flow_prediction":
+        throw new RangeError(
+          `Cannot convert the model output as 'prediction_type' "flow_prediction" needs a data-prediction 'algorithm_type'`,
+        );
+    }
+    if (thresholding) {
+      // Threshold the implied x0, then turn it back into noise.
+      kernels.axpbyDiv(out, 1, sample, -sigmaT, out, alphaT);
+      this.#threshold(kernels, out);
+      kernels.axpbyDiv(out, 1, sample, -alphaT, out, sigmaT);
+    }
+  }
+
+  #threshold<T extends TensorView<T>>(kernels: Kernels<T>, x0: T): void {
+    kernels.threshold(
+      x0,
+      this.config.dynamic_thresholding_ratio,
+      this.config.sample_max_value,
+    );
+  }
+
+  // The model output's mean channels (a strided view for learned variance), after shape checks.
+  #checkModelOutput<T extends TensorView<T>>(modelOutput: T, sample: T): T {
+    const learned = this.config.variance_type === "learned" ||
+      this.config.variance_type === "learned_range";
+    if (sameShape(modelOutput.shape, sample.shape)) return modelOutput;
+    const channels = sample.shape[1];
+    const doubled = learned && channels !== undefined &&
+      modelOutput.shape.length === sample.shape.length &&
+      modelOutput.shape.every((
+        n,
+        i,
+      ) => (i === 1 ? n === 2 * channels : n === sample.shape[i]));
+    if (doubled) return modelOutput.slice(1, 0, channels);
+    throw new TypeError(
+      `Cannot step as 'modelOutput' must have the sample's shape ${
+        formatShape(sample.shape)
+      }${
+        learned ? " (or twice its channels, for a learned variance)" : ""
+      }: current value is ${formatShape(modelOutput.shape)}`,
+    );
+  }
+
+  // The oldest history buffer, reused once it drops out of the window, if we allocated it.
+  #recycledBuffer<T extends TensorView<T>>(
+    kernels: Kernels<T>,
+    shape: readonly number[],
+  ): T {
+    const oldest = this.modelOutputs[0];
+    if (
+      oldest && this.modelOutputs.length > 0 && this.#owned.has(oldest) &&
+      kernels.owns(oldest) &&
+      sameShape(oldest.shape, shape) &&
+      !this.modelOutputs.slice(1).includes(oldest)
+    ) {
+      return oldest as T;
+    }
+    const buffer = kernels.empty(shape);
+    this.#owned.add(buffer);
+    return buffer;
+  }
+}
+
+/** Whether the algorithm integrates the data prediction (DPM-Solver++). */
+export function isDataPrediction(algorithm: AlgorithmType): boolean {
+  return algorithm === "dpmsolver++" || algorithm === "sde-dpmsolver++";
+}

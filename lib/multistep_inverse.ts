@@ -1,0 +1,251 @@
+/**
+ * `DPMSolverMultistepInverseScheduler`: DPM-Solver(++) run from a clean sample towards noise, as
+ * diffusers v0.37.0's scheduler of that name (DiffEdit, null-text inversion).
+ *
+ * @module
+ */
+import {
+  parseConfigJson,
+  resolveConfig,
+  type SchedulerConfig,
+} from "./config.ts";
+import {
+  type InferenceSchedule,
+  MultistepScheduler,
+} from "./multistep_core.ts";
+import { sigmaFromAlphaCumprod } from "./noise_schedule.ts";
+import {
+  arange,
+  betaSigmas,
+  exponentialSigmas,
+  firstOccurrences,
+  interpIndex,
+  karrasSigmas,
+  linspace,
+  numpyLogSigmas,
+  roundHalfEven,
+  sigmaToT,
+} from "./timesteps.ts";
+
+/** Options of `fromPretrained`. */
+export interface FromPretrainedOptions {
+  /** Folder inside `dir` holding `scheduler_config.json` (e.g. `"scheduler"` in a pipeline). */
+  subfolder?: string;
+}
+
+/**
+ * The inverse multistep DPM-Solver scheduler: from a clean sample at t = 0 up the noise schedule
+ * to the noisiest timestep, giving diffusers' numbers step for step.
+ *
+ * @example Invert a sample with a stand-in model
+ * ```ts
+ * import { DPMSolverMultistepInverseScheduler, Tensor } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const scheduler = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
+ * scheduler.setTimesteps(10);
+ * let sample = Tensor.from([0.5, -0.25, 0.125, 1], [1, 1, 2, 2]);
+ * for (const t of scheduler.timesteps) {
+ *   const noisePrediction = new Tensor(sample.toFloat32Array().map((x) => 0.5 * x), sample.shape);
+ *   sample = scheduler.step(noisePrediction, t, sample).prevSample;
+ * }
+ * assert.equal(scheduler.timesteps[0], 0);
+ * assert.ok(sample.toFloat32Array().every(Number.isFinite));
+ * ```
+ */
+export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
+  /**
+   * @param config diffusers' config keys (snake_case); missing keys take diffusers' defaults.
+   * @throws {TypeError} An unknown key (with the closest valid one) or a value of the wrong type.
+   * @throws {RangeError} A value outside its allowed set, or an SDE algorithm type.
+   */
+  constructor(config: Partial<SchedulerConfig> | Record<string, unknown> = {}) {
+    super(checkInverse(resolveConfig(config as Record<string, unknown>)));
+  }
+
+  /** `"DPMSolverMultistepInverseScheduler"`. */
+  get className(): string {
+    return "DPMSolverMultistepInverseScheduler";
+  }
+
+  /**
+   * A scheduler from any diffusers scheduler config (DDPM, DDIM, PNDM, Euler, DPM-Solver…):
+   * keys this scheduler lacks are ignored, `overrides` win.
+   *
+   * @example
+   * ```ts
+   * import { DPMSolverMultistepInverseScheduler } from "@dpmsolver/scheduler";
+   * import assert from "node:assert/strict";
+   * const pndm = { _class_name: "PNDMScheduler", beta_schedule: "scaled_linear", beta_start: 0.00085, beta_end: 0.012, skip_prk_steps: true, steps_offset: 1 };
+   * const scheduler = DPMSolverMultistepInverseScheduler.fromConfig(pndm, { solver_order: 3 });
+   * assert.equal(scheduler.config.steps_offset, 1);
+   * assert.equal(scheduler.config.solver_order, 3);
+   * ```
+   */
+  static fromConfig(
+    config: Record<string, unknown>,
+    overrides: Partial<SchedulerConfig> = {},
+  ): DPMSolverMultistepInverseScheduler {
+    return DPMSolverMultistepInverseScheduler.#fromResolved(config, overrides);
+  }
+
+  /** Reads `scheduler_config.json` from `dir` (or `dir/subfolder`). Errors name the file. */
+  static async fromPretrained(
+    dir: string,
+    options: FromPretrainedOptions = {},
+  ): Promise<DPMSolverMultistepInverseScheduler> {
+    const file = [dir, options.subfolder, "scheduler_config.json"].filter(
+      Boolean,
+    ).join("/");
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (error) {
+      throw new Error(
+        `Cannot read the scheduler config '${file}': ${
+          (error as Error).message
+        }`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return DPMSolverMultistepInverseScheduler.#fromResolved(
+      parseConfigJson(text, file),
+      {},
+      file,
+    );
+  }
+
+  static #fromResolved(
+    config: Record<string, unknown>,
+    overrides: Partial<SchedulerConfig>,
+    file?: string,
+  ): DPMSolverMultistepInverseScheduler {
+    const resolved = resolveConfig(
+      { ...config, ...overrides },
+      file === undefined
+        ? { ignoreUnknown: true }
+        : { ignoreUnknown: true, file },
+    );
+    return new DPMSolverMultistepInverseScheduler(resolved);
+  }
+
+  /** The noisiest timestep the schedule reaches (below `lambda_min_clipped` clipping). */
+  get noisiestTimestep(): number {
+    const clip = this.config.lambda_min_clipped;
+    // searchsorted(flip(lambda_t), clip): how many of the smallest lambdas fall below the clip.
+    let clipped = 0;
+    for (
+      let i = this.lambdaT.length - 1;
+      i >= 0 && this.lambdaT[i]! < clip;
+      i--
+    ) clipped++;
+    return this.config.num_train_timesteps - 1 - clipped;
+  }
+
+  protected buildSchedule(n: number): InferenceSchedule {
+    const { config } = this;
+    const noisiest = this.noisiestTimestep;
+    const trainCount = config.num_train_timesteps;
+    let timesteps: Float64Array;
+    switch (config.timestep_spacing) {
+      case "linspace":
+        timesteps = linspace(0, noisiest, n + 1).map(roundHalfEven).subarray(
+          0,
+          n,
+        );
+        break;
+      case "leading": {
+        const ratio = Math.floor((noisiest + 1) / (n + 1));
+        timesteps = Float64Array.from(
+          { length: n },
+          (_, i) => i * ratio + config.steps_offset,
+        );
+        break;
+      }
+      case "trailing": {
+        const ratio = trainCount / n;
+        timesteps = arange(noisiest + 1, 0, -ratio).map(roundHalfEven).reverse()
+          .map((t) => t - 1);
+        break;
+      }
+    }
+
+    const train = this.trainSigmas;
+    // Every family but the default appends a copy of its last sigma; the default appends the
+    // noisiest timestep's sigma.
+    let sigmas: Float64Array;
+    let finalSigma: number;
+    if (
+      config.use_karras_sigmas || config.use_exponential_sigmas ||
+      config.use_beta_sigmas
+    ) {
+      const family = config.use_karras_sigmas
+        ? karrasSigmas
+        : config.use_exponential_sigmas
+        ? exponentialSigmas
+        : betaSigmas;
+      // diffusers names the ends sigma_min = in_sigmas[-1] and sigma_max = in_sigmas[0]; for the
+      // ascending training sigmas that makes "sigma_max" the smallest.
+      sigmas = family(train[train.length - 1]!, train[0]!, n);
+      const logSigmas = numpyLogSigmas(train);
+      const times = sigmas.map((s) => sigmaToT(s, logSigmas));
+      timesteps = config.use_karras_sigmas ? times.map(roundHalfEven) : times;
+      finalSigma = sigmas[sigmas.length - 1]!;
+    } else if (config.use_flow_sigmas) {
+      const shift = config.flow_shift;
+      const shifted = linspace(1, 1 / trainCount, n + 1)
+        .map((alpha) => 1 - alpha)
+        .map((s) => (shift * s) / (1 + (shift - 1) * s))
+        .reverse()
+        .subarray(0, n);
+      sigmas = shifted;
+      timesteps = shifted.map((s) => s * trainCount);
+      finalSigma = shifted[n - 1]!;
+    } else {
+      sigmas = timesteps.map((t) => interpIndex(t, train));
+      finalSigma = sigmaFromAlphaCumprod(this.alphasCumprod[noisiest]!);
+    }
+
+    // diffusers drops repeated timesteps but keeps their sigmas, misaligning the two; we drop
+    // the sigmas of the dropped timesteps too.
+    const kept = firstOccurrences(timesteps);
+    const out = new Float32Array(kept.length + 1);
+    kept.forEach((k, i) => (out[i] = sigmas[k]!));
+    out[kept.length] = finalSigma;
+    return {
+      timesteps: Int32Array.from(kept, (k) => Math.trunc(timesteps[k]!)),
+      sigmas: out,
+    };
+  }
+
+  /**
+   * diffusers' rule for the first step: the timestep's position in the schedule, the second
+   * position if it occurs twice, the last step if it does not occur.
+   */
+  protected initialStepIndex(timestep: number): number {
+    const positions: number[] = [];
+    this.timesteps.forEach((t, i) => t === timestep && positions.push(i));
+    if (positions.length === 0) return this.timesteps.length - 1;
+    if (positions.length > 1) {
+      this.overrunAllowance = positions[1]! - positions[0]!;
+      return positions[1]!;
+    }
+    return positions[0]!;
+  }
+}
+
+function checkInverse(
+  config: Readonly<SchedulerConfig>,
+): Readonly<SchedulerConfig> {
+  if (
+    config.algorithm_type === "sde-dpmsolver" ||
+    config.algorithm_type === "sde-dpmsolver++"
+  ) {
+    throw new RangeError(
+      `Cannot configure the inverse scheduler as 'algorithm_type' "${config.algorithm_type}" returns NaN when run backwards (diffusers issue 10748: the noise term takes the square root of a negative number): use "dpmsolver++"`,
+    );
+  }
+  return config;
+}
