@@ -247,7 +247,7 @@ export function resolveConfig(
   }
   const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
   for (const [key, value] of Object.entries(partial)) {
-    if (key in RULES) {
+    if (Object.hasOwn(RULES, key)) {
       config[key] = checkValue(key as keyof SchedulerConfig, value, options);
     } else if (!options.ignoreUnknown && !key.startsWith("_")) {
       const hint = closestKey(key);
@@ -321,7 +321,10 @@ function checkValue(
       return value;
     }
     case "enum": {
-      if (typeof value === "string" && rule.remap?.[value]) {
+      if (
+        typeof value === "string" && rule.remap &&
+        Object.hasOwn(rule.remap, value)
+      ) {
         return rule.remap[value];
       }
       if (!rule.allowed.includes(value as string | null)) {

@@ -64,9 +64,10 @@ export type UpdatePoints = readonly AlphaSigma[];
  * const t = sigmaToAlphaSigma(2, false);
  * const s = sigmaToAlphaSigma(1, false);
  * const c = multistepCoefficients(1, "dpmsolver++", "midpoint", [t, s])!;
- * // x_t = (sigma_t / sigma_s)·x + alpha_t·(1 − sigma_t·alpha_s / (sigma_s·alpha_t))·x0
+ * // x_t = (sigma_t / sigma_s)·x + alpha_t·(1 − e^(−h))·x0, with e^(−h) = alpha_s·sigma_t / (sigma_s·alpha_t)
  * assert.ok(Math.abs(c.a - t.sigmaT / s.sigmaT) < 1e-6);
- * assert.ok(Math.abs(c.a + c.b / t.alphaT - 1) < 1e-6);
+ * const expMinusH = (s.alphaT * t.sigmaT) / (s.sigmaT * t.alphaT);
+ * assert.ok(Math.abs(c.b / t.alphaT - (1 - expMinusH)) < 1e-6);
  * ```
  */
 export function multistepCoefficients(

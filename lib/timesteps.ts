@@ -26,7 +26,10 @@ export function linspace(
   const delta = stop - start;
   const step = delta / div;
   for (let i = 0; i < num; i++) {
-    out[i] = (step === 0 ? (i / div) * delta : i * step) + start;
+    // NumPy's branches: no step for a single point, a zero step scales by delta afterwards.
+    out[i] =
+      (div <= 0 ? i * delta : step === 0 ? (i / div) * delta : i * step) +
+      start;
   }
   if (num > 1) out[num - 1] = stop;
   return out;

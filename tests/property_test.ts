@@ -1,0 +1,173 @@
+// Property tests (fast-check, fixed seeds): schedules of random valid configs are ordered and a
+// whole inversion stays finite; random invalid configs throw the documented error types;
+// toJSON → fromConfig is the identity.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { DPMSolverMultistepInverseScheduler, Tensor } from "../mod.ts";
+
+const validConfig = fc.record({
+  num_train_timesteps: fc.integer({ min: 2, max: 1000 }),
+  beta_schedule: fc.constantFrom(
+    "linear",
+    "scaled_linear",
+    "squaredcos_cap_v2",
+  ),
+  beta_start: fc.double({ min: 1e-5, max: 1e-3, noNaN: true }),
+  beta_end: fc.double({ min: 2e-3, max: 0.05, noNaN: true }),
+  solver_order: fc.integer({ min: 1, max: 3 }),
+  prediction_type: fc.constantFrom("epsilon", "sample", "v_prediction"),
+  algorithm_type: fc.constantFrom("dpmsolver", "dpmsolver++"),
+  solver_type: fc.constantFrom("midpoint", "heun"),
+  lower_order_final: fc.boolean(),
+  euler_at_final: fc.boolean(),
+  thresholding: fc.boolean(),
+  sigmas: fc.constantFrom("default", "karras", "exponential", "beta"),
+  lambda_min_clipped: fc.constantFrom(-Infinity, -5.1),
+  timestep_spacing: fc.constantFrom("linspace", "leading", "trailing"),
+  steps_offset: fc.integer({ min: 0, max: 1 }),
+}).map(({ sigmas, ...config }) => ({
+  ...config,
+  use_karras_sigmas: sigmas === "karras",
+  use_exponential_sigmas: sigmas === "exponential",
+  use_beta_sigmas: sigmas === "beta",
+}));
+
+const withSteps = validConfig.chain((config) =>
+  fc.tuple(
+    fc.constant(config),
+    fc.integer({ min: 1, max: Math.min(60, config.num_train_timesteps) }),
+  )
+);
+
+Deno.test("random valid configs give increasing timesteps and non-decreasing sigmas", () => {
+  fc.assert(
+    fc.property(withSteps, ([config, steps]) => {
+      const scheduler = new DPMSolverMultistepInverseScheduler(config);
+      scheduler.setTimesteps(steps);
+      const { timesteps, sigmas } = scheduler;
+      assert.equal(sigmas.length, timesteps.length + 1);
+      // Exponential and beta sigmas truncate fractional timesteps, which may repeat an integer.
+      const strict = !config.use_exponential_sigmas && !config.use_beta_sigmas;
+      for (let i = 1; i < timesteps.length; i++) {
+        assert.ok(
+          strict
+            ? timesteps[i]! > timesteps[i - 1]!
+            : timesteps[i]! >= timesteps[i - 1]!,
+        );
+      }
+      for (let i = 1; i < sigmas.length; i++) {
+        assert.ok(sigmas[i]! >= sigmas[i - 1]!);
+      }
+    }),
+    { seed: 20261126, numRuns: 1500 },
+  );
+});
+
+Deno.test("a whole inversion of a finite sample stays finite for random valid configs", () => {
+  fc.assert(
+    fc.property(
+      withSteps,
+      fc.integer({ min: 0, max: 1000 }),
+      ([config, steps], salt) => {
+        const scheduler = new DPMSolverMultistepInverseScheduler(config);
+        scheduler.setTimesteps(Math.min(steps, 30));
+        let x = Tensor.from(
+          Array.from({ length: 12 }, (_, i) => Math.sin(i + salt)),
+          [2, 3, 2, 1],
+        );
+        for (const t of scheduler.timesteps) {
+          const out = new Tensor(
+            x.toFloat32Array().map((v) => 0.7 * Math.tanh(v) + 0.2 * v),
+            x.shape,
+          );
+          x = scheduler.step(out, t, x).prevSample;
+        }
+        assert.ok(
+          x.toFloat32Array().every(Number.isFinite),
+          JSON.stringify(config),
+        );
+      },
+    ),
+    { seed: 11, numRuns: 300 },
+  );
+});
+
+Deno.test("toJSON() then fromConfig() is the identity on valid configs", () => {
+  fc.assert(
+    fc.property(validConfig, (config) => {
+      const scheduler = new DPMSolverMultistepInverseScheduler(config);
+      const back = DPMSolverMultistepInverseScheduler.fromConfig(
+        scheduler.toJSON(),
+      );
+      assert.deepEqual(back.toJSON(), scheduler.toJSON());
+    }),
+    { seed: 7, numRuns: 1000 },
+  );
+});
+
+const invalidValue = fc.oneof(
+  fc.record({
+    key: fc.constant("solver_order"),
+    value: fc.oneof(
+      fc.integer({ min: 4, max: 99 }),
+      fc.integer({ min: -9, max: 0 }),
+    ),
+  }),
+  fc.record({
+    key: fc.constant("num_train_timesteps"),
+    value: fc.oneof(
+      fc.integer({ max: 1 }),
+      fc.double({ min: 2.01, max: 9.99, noInteger: true }),
+    ),
+  }),
+  fc.record({
+    key: fc.constant("beta_end"),
+    value: fc.oneof(
+      fc.double({ min: 1, max: 10 }),
+      fc.double({ min: -1, max: 0 }),
+    ),
+  }),
+  fc.record({
+    key: fc.constant("algorithm_type"),
+    value: fc.string().filter((s) =>
+      !["dpmsolver", "dpmsolver++", "deis"].includes(s)
+    ),
+  }),
+  fc.record({
+    key: fc.constant("dynamic_thresholding_ratio"),
+    value: fc.double({ min: 1.0001, max: 5, noNaN: true }),
+  }),
+  fc.record({
+    key: fc.constant("thresholding"),
+    value: fc.oneof(fc.integer(), fc.string()),
+  }),
+  fc.record({
+    key: fc.string({ minLength: 1 }).filter((k) =>
+      !k.startsWith("_") &&
+      !(k in new DPMSolverMultistepInverseScheduler().config)
+    ),
+    value: fc.anything(),
+  }),
+);
+
+Deno.test("random invalid configs throw TypeError or RangeError", () => {
+  fc.assert(
+    fc.property(invalidValue, ({ key, value }) => {
+      try {
+        new DPMSolverMultistepInverseScheduler({ [key]: value });
+      } catch (error) {
+        assert.ok(
+          error instanceof TypeError || error instanceof RangeError,
+          String(error),
+        );
+        assert.match(
+          (error as Error).message,
+          /^Cannot configure the (inverse )?scheduler/,
+        );
+        return;
+      }
+      assert.fail(`accepted ${key}: ${String(value)}`);
+    }),
+    { seed: 3, numRuns: 2000 },
+  );
+});
