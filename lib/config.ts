@@ -88,6 +88,28 @@ export interface SchedulerConfig {
   steps_offset: number;
 }
 
+/** The final sigma of the forward schedule: 0, or the smallest training sigma. */
+export type FinalSigmasType = "zero" | "sigma_min";
+/** How `mu` shifts the flow sigmas with dynamic shifting (`flow_shift = exp(mu)`). */
+export type TimeShiftType = "exponential";
+
+/**
+ * Configuration of the forward `DPMSolverMultistepScheduler`: every key of
+ * {@link SchedulerConfig} plus the keys only diffusers' forward scheduler has.
+ */
+export interface DPMSolverMultistepConfig extends SchedulerConfig {
+  /** Timesteps uniform in log-SNR (Lu et al., arXiv:2206.00927). @default {false} */
+  use_lu_lambdas: boolean;
+  /** The sigma the last step goes to. @default {"zero"} */
+  final_sigmas_type: FinalSigmasType;
+  /** Rescale the betas to zero terminal SNR (arXiv:2305.08891, Algorithm 1). @default {false} */
+  rescale_betas_zero_snr: boolean;
+  /** Allow `setTimesteps(n, { mu })` to shift the flow sigmas. @default {false} */
+  use_dynamic_shifting: boolean;
+  /** The shift applied with `mu`. @default {"exponential"} */
+  time_shift_type: TimeShiftType;
+}
+
 /** diffusers v0.37.0's defaults. */
 export const DEFAULT_CONFIG: Readonly<SchedulerConfig> = Object.freeze({
   num_train_timesteps: 1000,
@@ -115,6 +137,17 @@ export const DEFAULT_CONFIG: Readonly<SchedulerConfig> = Object.freeze({
   steps_offset: 0,
 });
 
+/** diffusers v0.37.0's defaults of the forward scheduler, in its key order. */
+export const MULTISTEP_DEFAULT_CONFIG: Readonly<DPMSolverMultistepConfig> =
+  Object.freeze({
+    ...DEFAULT_CONFIG,
+    use_lu_lambdas: false,
+    final_sigmas_type: "zero",
+    rescale_betas_zero_snr: false,
+    use_dynamic_shifting: false,
+    time_shift_type: "exponential",
+  });
+
 /** The diffusers version whose behaviour and defaults this module follows. */
 export const DIFFUSERS_VERSION = "0.37.0";
 
@@ -135,7 +168,12 @@ type Rule =
   }
   | { kind: "betas" };
 
-const RULES: Record<keyof SchedulerConfig, Rule> = {
+const RULES: Record<keyof DPMSolverMultistepConfig, Rule> = {
+  use_lu_lambdas: { kind: "boolean" },
+  final_sigmas_type: { kind: "enum", allowed: ["zero", "sigma_min"] },
+  rescale_betas_zero_snr: { kind: "boolean" },
+  use_dynamic_shifting: { kind: "boolean" },
+  time_shift_type: { kind: "enum", allowed: ["exponential"] },
   num_train_timesteps: { kind: "int", min: 2 },
   beta_start: {
     kind: "number",
@@ -208,6 +246,12 @@ export const CONFIG_KEYS: readonly (keyof SchedulerConfig)[] = Object.freeze(
   Object.keys(DEFAULT_CONFIG) as (keyof SchedulerConfig)[],
 );
 
+/** The forward scheduler's configuration keys. */
+export const MULTISTEP_CONFIG_KEYS:
+  readonly (keyof DPMSolverMultistepConfig)[] = Object.freeze(
+    Object.keys(MULTISTEP_DEFAULT_CONFIG) as (keyof DPMSolverMultistepConfig)[],
+  );
+
 /** Where a configuration came from, for error messages. */
 export interface ConfigSource {
   /** The file the values were read from, if any. */
@@ -236,6 +280,38 @@ export function resolveConfig(
   partial: Record<string, unknown> = {},
   options: { ignoreUnknown?: boolean } & ConfigSource = {},
 ): Readonly<SchedulerConfig> {
+  return resolveWith(DEFAULT_CONFIG, partial, options);
+}
+
+/**
+ * {@link resolveConfig} for the forward scheduler's keys ({@link DPMSolverMultistepConfig}).
+ *
+ * @throws {TypeError} A value of the wrong type, or an unknown key.
+ * @throws {RangeError} A value outside its allowed range or set.
+ *
+ * @example
+ * ```ts
+ * import { resolveMultistepConfig } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const config = resolveMultistepConfig({ use_lu_lambdas: true });
+ * assert.equal(config.final_sigmas_type, "zero");
+ * assert.throws(() => resolveMultistepConfig({ final_sigma_type: "zero" }), /did you mean 'final_sigmas_type'/);
+ * ```
+ */
+export function resolveMultistepConfig(
+  partial: Record<string, unknown> = {},
+  options: { ignoreUnknown?: boolean } & ConfigSource = {},
+): Readonly<DPMSolverMultistepConfig> {
+  return resolveWith(MULTISTEP_DEFAULT_CONFIG, partial, options);
+}
+
+function resolveWith<C extends SchedulerConfig>(
+  defaults: Readonly<C>,
+  partial: Record<string, unknown>,
+  options: { ignoreUnknown?: boolean } & ConfigSource,
+): Readonly<C> {
+  const keys = Object.keys(defaults);
   if (
     partial === null || typeof partial !== "object" || Array.isArray(partial)
   ) {
@@ -245,23 +321,23 @@ export function resolveConfig(
       } as it must be an object: current value is ${show(partial)}`,
     );
   }
-  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  const config: Record<string, unknown> = { ...defaults };
   for (const [key, value] of Object.entries(partial)) {
-    if (Object.hasOwn(RULES, key)) {
+    if (keys.includes(key)) {
       config[key] = checkValue(key as keyof SchedulerConfig, value, options);
     } else if (!options.ignoreUnknown && !key.startsWith("_")) {
-      const hint = closestKey(key);
+      const hint = closestKey(key, keys);
       throw new TypeError(
         `Cannot configure the scheduler${
           where(options)
         } as '${key}' is not a config key${
           hint ? ` (did you mean '${hint}'?)` : ""
-        }: valid keys are ${CONFIG_KEYS.join(", ")}`,
+        }: valid keys are ${keys.join(", ")}`,
       );
     }
   }
   checkRelations(config as unknown as SchedulerConfig, options);
-  const frozen = config as unknown as SchedulerConfig;
+  const frozen = config as unknown as C;
   if (frozen.trained_betas) {
     frozen.trained_betas = Object.freeze([...frozen.trained_betas]);
   }
@@ -269,7 +345,7 @@ export function resolveConfig(
 }
 
 function checkValue(
-  key: keyof SchedulerConfig,
+  key: keyof DPMSolverMultistepConfig,
   value: unknown,
   source: ConfigSource,
 ): unknown {
@@ -383,8 +459,9 @@ function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
     "use_exponential_sigmas",
     "use_beta_sigmas",
     "use_flow_sigmas",
+    "use_lu_lambdas",
   ] as const)
-    .filter((k) => config[k]);
+    .filter((k) => (config as Partial<DPMSolverMultistepConfig>)[k]);
   if (families.length > 1) {
     fail(
       `at most one sigma family may be enabled: current value enables ${
@@ -483,10 +560,13 @@ function replaceNonFiniteTokens(text: string, toTokens: boolean): string {
   return out;
 }
 
-function closestKey(key: string): string | undefined {
+function closestKey(
+  key: string,
+  keys: readonly string[],
+): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const candidate of CONFIG_KEYS) {
+  for (const candidate of keys) {
     const d = editDistance(key, candidate);
     if (d < bestDistance) {
       bestDistance = d;

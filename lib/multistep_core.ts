@@ -13,6 +13,7 @@ import {
   type SchedulerConfig,
   stringifyConfig,
 } from "./config.ts";
+import type { TorchGenerator } from "./random.ts";
 import { formatShape, sameShape } from "./_shape.ts";
 import type { Kernels, TensorView } from "./kernels.ts";
 import {
@@ -34,8 +35,13 @@ import {
 export interface StepOptions<T> {
   /** Where to write the result (allocation-free stepping); a new tensor by default. */
   out?: T;
-  /** Noise for the SDE algorithm types (same shape as the sample). */
+  /** Noise for the SDE algorithm types (same shape as the sample); wins over `generator`. */
   varianceNoise?: T;
+  /**
+   * Where the SDE algorithm types draw their noise from when no `varianceNoise` is given, as
+   * diffusers' `randn_tensor(shape, generator)`: one `randn` of the sample's shape per step.
+   */
+  generator?: Pick<TorchGenerator, "randn">;
 }
 
 /** The result of a step, named as diffusers' `SchedulerOutput`. */
@@ -71,9 +77,11 @@ export interface InferenceSchedule {
 }
 
 /** The direction-independent part of the DPM-Solver multistep schedulers. */
-export abstract class MultistepScheduler {
+export abstract class MultistepScheduler<
+  C extends SchedulerConfig = SchedulerConfig,
+> {
   /** The frozen configuration, every key filled. */
-  readonly config: Readonly<SchedulerConfig>;
+  readonly config: Readonly<C>;
   /** The training betas (float32). */
   readonly betas: Float32Array;
   /** Cumulative products of `1 - betas` (float32). */
@@ -105,10 +113,16 @@ export abstract class MultistepScheduler {
   /** The diffusers class name this scheduler reproduces. */
   abstract get className(): string;
 
-  constructor(config: Readonly<SchedulerConfig>) {
+  constructor(config: Readonly<C>) {
     this.config = config;
     this.betas = betasFor(config);
     this.alphasCumprod = alphasCumprodFrom(this.betas);
+    if (
+      (config as { rescale_betas_zero_snr?: boolean }).rescale_betas_zero_snr
+    ) {
+      // diffusers: close to 0 without being 0, so that the first sigma is finite (2^-24).
+      this.alphasCumprod[this.alphasCumprod.length - 1] = 2 ** -24;
+    }
     this.lambdaT = trainingLambdas(this.alphasCumprod);
     this.trainSigmas = trainingSigmas(this.alphasCumprod);
     this.timesteps = Int32Array.from(
@@ -154,7 +168,11 @@ export abstract class MultistepScheduler {
         `Cannot set timesteps as 'numInferenceSteps' must be an integer in [1, ${max}]: current value is ${numInferenceSteps}`,
       );
     }
-    const { timesteps, sigmas } = this.buildSchedule(numInferenceSteps);
+    this.applySchedule(this.buildSchedule(numInferenceSteps));
+  }
+
+  /** Installs an inference schedule and resets the solver state. */
+  protected applySchedule({ timesteps, sigmas }: InferenceSchedule): void {
     this.timesteps = timesteps;
     this.sigmas = sigmas;
     this.numInferenceSteps = timesteps.length;
@@ -287,7 +305,7 @@ export abstract class MultistepScheduler {
       this.config;
     const shortSchedule = lower_order_final && count < 15;
     const lowerOrderFinal = index === count - 1 &&
-      (euler_at_final || shortSchedule);
+      (euler_at_final || shortSchedule || this.firstOrderFinal());
     const lowerOrderSecond = index === count - 2 && shortSchedule;
 
     const converted = this.#recycledBuffer(kernels, sample.shape);
@@ -315,6 +333,26 @@ export abstract class MultistepScheduler {
     if (this.lowerOrderNums < solverOrder) this.lowerOrderNums++;
     this.#stepIndex = index + 1;
     return { prevSample: out };
+  }
+
+  /** Whether the last step is always first order (the forward scheduler's final sigma 0). */
+  protected firstOrderFinal(): boolean {
+    return false;
+  }
+
+  /**
+   * How many of the noisiest training timesteps `lambda_min_clipped` cuts off
+   * (`searchsorted(flip(lambda_t), lambda_min_clipped)`).
+   */
+  protected clippedTimesteps(): number {
+    const clip = this.config.lambda_min_clipped;
+    let clipped = 0;
+    for (
+      let i = this.lambdaT.length - 1;
+      i >= 0 && this.lambdaT[i]! < clip;
+      i--
+    ) clipped++;
+    return clipped;
   }
 
   /**
@@ -387,7 +425,7 @@ export abstract class MultistepScheduler {
     const out = kernels.empty(originalSamples.shape);
     for (let i = 0; i < batch; i++) {
       const { alphaT, sigmaT } = this.alphaSigmaAt(
-        this.indexForTimestep(timesteps[i]!),
+        this.addNoiseIndex(timesteps[i]!),
       );
       kernels.axpbyDiv(
         out.slice(0, i, i + 1),
@@ -399,6 +437,11 @@ export abstract class MultistepScheduler {
       );
     }
     return out;
+  }
+
+  /** The index of the sigma `addNoise` uses for `timestep` (by default `indexForTimestep`). */
+  protected addNoiseIndex(timestep: number): number {
+    return this.indexForTimestep(timestep);
   }
 
   /** diffusers' index rule for `add_noise`: none → last, several → the second, else the one. */
@@ -509,7 +552,7 @@ export abstract class MultistepScheduler {
       modelOutputList[n - 2]!,
       modelOutputList[n - 3]!,
     ]
-      .slice(0, order);
+      .slice(0, coefficients.order);
     if (coefficients.e !== 0 && noise === null) {
       throw new TypeError(
         `Cannot step as 'algorithm_type' "${this.config.algorithm_type}" needs noise: pass 'varianceNoise' or 'generator'`,

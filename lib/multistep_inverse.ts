@@ -133,15 +133,7 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
 
   /** The noisiest timestep the schedule reaches (below `lambda_min_clipped` clipping). */
   get noisiestTimestep(): number {
-    const clip = this.config.lambda_min_clipped;
-    // searchsorted(flip(lambda_t), clip): how many of the smallest lambdas fall below the clip.
-    let clipped = 0;
-    for (
-      let i = this.lambdaT.length - 1;
-      i >= 0 && this.lambdaT[i]! < clip;
-      i--
-    ) clipped++;
-    return this.config.num_train_timesteps - 1 - clipped;
+    return this.config.num_train_timesteps - 1 - this.clippedTimesteps();
   }
 
   protected buildSchedule(n: number): InferenceSchedule {

@@ -56,7 +56,14 @@ function cosineBetas(n: number, maxBeta = 0.999): Float32Array {
 }
 
 /** The float32 betas of a config, as diffusers builds them. */
-export function betasFor(config: Readonly<SchedulerConfig>): Float32Array {
+export function betasFor(
+  config: Readonly<SchedulerConfig> & { rescale_betas_zero_snr?: boolean },
+): Float32Array {
+  const betas = configuredBetas(config);
+  return config.rescale_betas_zero_snr ? rescaleZeroTerminalSnr(betas) : betas;
+}
+
+function configuredBetas(config: Readonly<SchedulerConfig>): Float32Array {
   const n = config.num_train_timesteps;
   if (config.trained_betas) return Float32Array.from(config.trained_betas);
   switch (config.beta_schedule) {
@@ -72,6 +79,33 @@ export function betasFor(config: Readonly<SchedulerConfig>): Float32Array {
     case "squaredcos_cap_v2":
       return cosineBetas(n);
   }
+}
+
+/**
+ * Rescales float32 betas to zero terminal SNR (arXiv:2305.08891, Algorithm 1), in float32 as
+ * diffusers' `rescale_zero_terminal_snr`: shift `sqrt(ᾱ)` so its last value is 0, scale it back to
+ * its first value, and turn it back into betas (the last beta becomes 1).
+ *
+ * @example
+ * ```ts
+ * import { rescaleZeroTerminalSnr, torchLinspaceF32 } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const betas = rescaleZeroTerminalSnr(torchLinspaceF32(0.0001, 0.02, 1000));
+ * assert.equal(betas[999], 1);
+ * ```
+ */
+export function rescaleZeroTerminalSnr(betas: Float32Array): Float32Array {
+  const root = alphasCumprodFrom(betas).map(sqrtF32);
+  const first = root[0]!;
+  const last = root[root.length - 1]!;
+  const scale = f32(first / f32(first - last));
+  const alphaBar = root.map((r) => {
+    const shifted = f32(f32(r - last) * scale);
+    return f32(shifted * shifted);
+  });
+  return alphaBar.map((a, i) =>
+    f32(1 - (i === 0 ? a : f32(a / alphaBar[i - 1]!)))
+  );
 }
 
 /** Float32 `cumprod(1 - betas)`, accumulated in float64 as torch's CPU `cumprod` does. */

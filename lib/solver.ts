@@ -54,7 +54,9 @@ export type UpdatePoints = readonly AlphaSigma[];
 
 /**
  * The coefficients of a first-, second- or third-order multistep update from `points[1]` to
- * `points[0]`, or `null` for a zero-length step (h = 0), which leaves the sample unchanged.
+ * `points[0]`, or `null` for a zero-length step (h = 0), which leaves the sample unchanged. The
+ * result's `order` is lower than asked when an earlier interval has zero length (a repeated
+ * timestep): the update then reads only the newest `order` outputs.
  *
  * @example DDIM-equivalent first-order DPM-Solver++ step
  * ```ts
@@ -115,6 +117,9 @@ export function multistepCoefficients(
 
   const lambdaS1 = lambdaOf(s1!);
   const h0 = f32(lambdaS0 - lambdaS1);
+  // A zero-length previous step (a repeated timestep) leaves no slope to extrapolate: diffusers
+  // divides by r0 = 0 and returns NaN; the lower-order update is what the history supports.
+  if (h0 === 0) return multistepCoefficients(1, algorithm, solver, points);
   const r0 = f32(h0 / h);
   const k0 = f32(1 / r0);
   // phi-type terms of the D1 coefficient: (e^{∓h} − 1)/h ± 1.
@@ -140,6 +145,7 @@ export function multistepCoefficients(
 
   const lambdaS2 = lambdaOf(s2!);
   const h1 = f32(lambdaS1 - lambdaS2);
+  if (h1 === 0) return multistepCoefficients(2, algorithm, solver, points);
   const r1 = f32(h1 / h);
   const k1 = f32(1 / r1);
   const rSum = f32(r0 + r1);

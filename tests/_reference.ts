@@ -121,3 +121,69 @@ export function bitEqual(a: Tensor, b: Tensor): boolean {
   const y = new Uint32Array(b.toFloat32Array().buffer);
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
+
+/** One case of reference/manifest.json's `forward_cases` (DPMSolverMultistepScheduler). */
+export interface ForwardCase {
+  name: string;
+  scheduler: "DPMSolverMultistepScheduler";
+  kind: "steps" | "add_noise";
+  config: Record<string, unknown>;
+  from_config: Record<string, unknown> | null;
+  num_inference_steps: number | null;
+  custom_timesteps: number[] | null;
+  mu: number | null;
+  seed: number | null;
+  sample_shape: number[];
+  model_output_shape: number[] | null;
+  x0_scale: number;
+  learned_variance: boolean;
+  identity_steps: number[];
+  lowered_steps: number[];
+  overrun: boolean;
+  steps: number;
+  timesteps: number[];
+  sigmas: number[];
+}
+
+const forwardManifest = manifest as unknown as {
+  forward_cases: Record<string, Omit<ForwardCase, "name">>;
+  randn: Record<string, { seed: number; shapes: number[][] }>;
+};
+
+export const forwardCases: ForwardCase[] = Object.entries(
+  forwardManifest.forward_cases,
+).map(([name, c]) => ({ name, ...c }))
+  .sort((a, b) => a.name.localeCompare(b.name));
+
+/** The torch.randn draws of reference/randn/<name>.npy: seed and shapes drawn in order. */
+export const randnCases = Object.entries(forwardManifest.randn)
+  .map(([name, c]) => ({ name, ...c }));
+
+export function forwardFile(c: ForwardCase, file: string): URL {
+  return new URL(`forward/${c.name}/${file}`, REFERENCE_DIR);
+}
+
+/** A forward case's per-step rows: samples (steps + 1), model outputs and SDE noises (steps). */
+export async function forwardTrajectory(c: ForwardCase): Promise<{
+  samples: Tensor[];
+  modelOutputs: Tensor[];
+  noises: Tensor[] | null;
+}> {
+  const stack = await readNpyTensor(forwardFile(c, "trajectory.npy"));
+  const size = (shape: number[]) => shape.reduce((n, d) => n * d, 1);
+  const s = size(c.sample_shape);
+  const m = size(c.model_output_shape!);
+  const sde = c.seed !== null;
+  const rows = Array.from({ length: stack.shape[0]! }, (_, i) => row(stack, i));
+  const part = (r: Tensor, start: number, n: number, shape: number[]) =>
+    new Tensor(r.toFloat32Array().slice(start, start + n), shape);
+  return {
+    samples: rows.map((r) => part(r, 0, s, c.sample_shape)),
+    modelOutputs: rows.slice(0, -1).map((r) =>
+      part(r, s, m, c.model_output_shape!)
+    ),
+    noises: sde
+      ? rows.slice(0, -1).map((r) => part(r, s + m, s, c.sample_shape))
+      : null,
+  };
+}
