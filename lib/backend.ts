@@ -14,9 +14,34 @@ export type AnyTensor = TensorView<any>;
 /** The shared CPU kernels. */
 export const cpuKernels: CpuKernels = new CpuKernels();
 
+let tensorKernels: Kernels<Tensor> = cpuKernels;
+
 /**
- * The kernels that own every tensor in `tensors` (nulls skipped): CPU for {@link Tensor}s, the
- * tensor's own `kernels` for device tensors.
+ * Chooses the kernels that run on CPU {@link Tensor}s from now on, in every scheduler of this
+ * process: `cpuKernels` (the default, plain TypeScript) or a `WasmKernels` (WebAssembly SIMD,
+ * bit-identical and faster). Returns the kernels chosen before, so a caller can restore them.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernels, kernelsFor, setTensorKernels, Tensor, WasmKernels } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const previous = setTensorKernels(new WasmKernels());
+ * assert.equal(kernelsFor("step", Tensor.zeros([2])).name, "wasm");
+ * setTensorKernels(previous);
+ * assert.equal(previous, cpuKernels);
+ * ```
+ */
+export function setTensorKernels(
+  kernels: Kernels<Tensor> = cpuKernels,
+): Kernels<Tensor> {
+  const previous = tensorKernels;
+  tensorKernels = kernels;
+  return previous;
+}
+
+/**
+ * The kernels that own every tensor in `tensors` (nulls skipped): for {@link Tensor}s the CPU
+ * kernels chosen with {@link setTensorKernels}, for device tensors the tensor's own `kernels`.
  *
  * @throws {TypeError} A value that is no tensor, or tensors of different backends.
  *
@@ -35,7 +60,7 @@ export function kernelsFor<T extends TensorView<T>>(
   for (const t of tensors) {
     if (t === null || t === undefined) continue;
     const own = t instanceof Tensor
-      ? cpuKernels as unknown as Kernels<T>
+      ? tensorKernels as unknown as Kernels<T>
       : (t as { kernels?: Kernels<T> }).kernels;
     if (!own || !own.owns(t)) {
       throw new TypeError(
@@ -51,7 +76,7 @@ export function kernelsFor<T extends TensorView<T>>(
     }
     kernels = own;
   }
-  return kernels ?? (cpuKernels as unknown as Kernels<T>);
+  return kernels ?? (tensorKernels as unknown as Kernels<T>);
 }
 
 function describe(value: unknown): string {

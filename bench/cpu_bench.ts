@@ -1,0 +1,276 @@
+// CPU step benchmark: the TypeScript kernels, the WebAssembly SIMD kernels (tensors in the
+// module's memory, and copied in per call), the SIMD floor and the plain-JS loop, on the three
+// shapes of issue 9. Protocol, shared with reference/bench_diffusers.py: a 50-step inversion
+// with 4 model outputs in rotation, timed per inversion; the median over repeats after warm-up,
+// divided by 50. GB/s is the floor's bytes (what a fused step must read and write) per time.
+//
+//   deno task bench:cpu [--json] [--repeats N] [--case NAME]
+import {
+  cpuKernels,
+  DPMSolverMultistepInverseScheduler,
+  type SchedulerConfig,
+  setTensorKernels,
+  Tensor,
+  WasmKernels,
+} from "../mod.ts";
+
+/** One benchmark case, as in reference/bench_diffusers.py. */
+export interface BenchCase {
+  name: string;
+  shape: number[];
+  config: Partial<SchedulerConfig>;
+}
+
+export const STEPS = 50;
+export const CASES: BenchCase[] = [
+  {
+    name: "1x4x64x64_order2",
+    shape: [1, 4, 64, 64],
+    config: { solver_order: 2, algorithm_type: "dpmsolver++" },
+  },
+  {
+    name: "4x4x128x128_order3",
+    shape: [4, 4, 128, 128],
+    config: { solver_order: 3, algorithm_type: "dpmsolver++" },
+  },
+  {
+    name: "4x3x256x256_thresholding",
+    shape: [4, 3, 256, 256],
+    config: {
+      solver_order: 2,
+      algorithm_type: "dpmsolver++",
+      thresholding: true,
+    },
+  },
+];
+
+/** One line of output (the same fields as reference/bench_diffusers.py prints). */
+export interface BenchResult {
+  case: string;
+  impl: string;
+  ms_per_step: number;
+  gb_per_s: number;
+  bytes_per_step: number;
+  repeats: number;
+}
+
+// Deterministic standard-normal-ish float32 values (Box–Muller over an LCG).
+function gaussian(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const uniform = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s + 1) / 2 ** 32;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    out[i] = Math.sqrt(-2 * Math.log(uniform())) *
+      Math.cos(2 * Math.PI * uniform());
+  }
+  return out;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[mid]!
+    : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+// Median ms of `run()` over `repeats` after `warmup` runs.
+function time(run: () => void, repeats: number, warmup: number): number {
+  for (let i = 0; i < warmup; i++) run();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    run();
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+// Bytes a fused step reads and writes: sample, model output and order − 1 earlier outputs in,
+// the converted output and the result out.
+function floorBytes(c: BenchCase): number {
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  return n * 4 * ((c.config.solver_order ?? 2) + 3);
+}
+
+function inversion(
+  c: BenchCase,
+  place: (t: Tensor) => Tensor,
+  empty: (shape: number[]) => Tensor,
+): () => void {
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  const scheduler = new DPMSolverMultistepInverseScheduler(c.config);
+  const start = place(new Tensor(gaussian(n, 1), c.shape));
+  const outputs = [2, 3, 4, 5].map((seed) =>
+    place(new Tensor(gaussian(n, seed), c.shape))
+  );
+  const buffers = [empty(c.shape), empty(c.shape)];
+  return () => {
+    scheduler.setTimesteps(STEPS);
+    let sample = start;
+    scheduler.timesteps.forEach((t, i) => {
+      const out = buffers[i % 2]!;
+      sample = scheduler.step(outputs[i % 4]!, t, sample, { out }).prevSample;
+    });
+    if (!Number.isFinite(sample.data[sample.offset]!)) {
+      throw new Error(`${c.name}: the inversion diverged`);
+    }
+  };
+}
+
+/** Runs every case (or those named) and returns one result per case and implementation. */
+export function runBenchmarks(
+  options: { repeats?: number; only?: string[] } = {},
+): BenchResult[] {
+  const results: BenchResult[] = [];
+  const wasm = new WasmKernels();
+  for (const c of CASES) {
+    if (options.only?.length && !options.only.includes(c.name)) continue;
+    const n = c.shape.reduce((a, b) => a * b, 1);
+    const bytes = floorBytes(c);
+    // Fewer repeats for the slow cases keep a run short; a warm-up lets the JIT settle.
+    const repeats = options.repeats ?? (n > 1e6 ? 7 : n > 1e5 ? 11 : 31);
+    const record = (impl: string, msPerRun: number, steps = STEPS) => {
+      const ms = msPerRun / steps;
+      const result = {
+        case: c.name,
+        impl,
+        ms_per_step: ms,
+        gb_per_s: bytes / (ms * 1e6),
+        bytes_per_step: bytes,
+        repeats,
+      };
+      results.push(result);
+      return result;
+    };
+
+    const history = (c.config.solver_order ?? 2) - 1;
+    const resident = Array.from({ length: 6 }, (_, i) => {
+      const t = wasm.empty(c.shape);
+      t.data.set(gaussian(n, 10 + i));
+      return t;
+    });
+    const [out, conv, x, mo, h1, h2] = resident as [
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+    ];
+    const hs = history >= 2 ? [h1, h2] : [h1];
+    record(
+      "floor",
+      time(
+        () => {
+          for (let s = 0; s < STEPS; s++) {
+            wasm.streamFloor(out, conv, x, mo, hs);
+          }
+        },
+        repeats,
+        3,
+      ),
+    );
+    const plain = resident.map((t) => t.clone().data) as Float32Array[];
+    record(
+      "js-loop",
+      time(
+        () => {
+          for (let s = 0; s < STEPS; s++) jsLoop(plain, history);
+        },
+        repeats,
+        3,
+      ),
+    );
+
+    setTensorKernels(cpuKernels);
+    record(
+      "ts",
+      time(
+        inversion(c, (t) => t, (shape) => Tensor.zeros(shape)),
+        Math.max(3, repeats >> 2),
+        1,
+      ),
+    );
+    setTensorKernels(wasm);
+    try {
+      record(
+        "wasm",
+        time(
+          inversion(c, (t) => {
+            const r = wasm.empty(t.shape);
+            wasm.copy(r, t);
+            return r;
+          }, (shape) => wasm.empty(shape)),
+          repeats,
+          3,
+        ),
+      );
+      record(
+        "wasm-copy-in",
+        time(
+          inversion(c, (t) => t, (shape) => Tensor.zeros(shape)),
+          repeats,
+          3,
+        ),
+      );
+    } finally {
+      setTensorKernels(cpuKernels);
+    }
+  }
+  return results;
+}
+
+// The floor's loop in plain JavaScript over Float32Arrays.
+function jsLoop(arrays: Float32Array[], history: number): void {
+  const [out, conv, x, mo, h1, h2] = arrays as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+  ];
+  const n = out.length;
+  if (history >= 2) {
+    for (let i = 0; i < n; i++) {
+      const v = x[i]!;
+      const m0 = v + -0.1 * mo[i]!;
+      conv[i] = m0;
+      out[i] = 0.9 * v + 0.3 * (m0 + (h1[i]! - h2[i]!));
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const v = x[i]!;
+      const m0 = v + -0.1 * mo[i]!;
+      conv[i] = m0;
+      out[i] = 0.9 * v + 0.3 * (m0 - h1[i]!);
+    }
+  }
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  const json = args.includes("--json");
+  const repeatsAt = args.indexOf("--repeats");
+  const only = args.flatMap((a, i) => (args[i - 1] === "--case" ? [a] : []));
+  const results = runBenchmarks({
+    ...(repeatsAt >= 0 ? { repeats: Number(args[repeatsAt + 1]) } : {}),
+    only,
+  });
+  if (json) {
+    for (const r of results) console.log(JSON.stringify(r));
+  } else {
+    console.log("case                        impl           ms/step      GB/s");
+    for (const r of results) {
+      console.log(
+        `${r.case.padEnd(28)}${r.impl.padEnd(13)}${
+          r.ms_per_step.toFixed(4).padStart(9)
+        }${r.gb_per_s.toFixed(1).padStart(10)}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,456 @@
+// The WebAssembly SIMD kernels against the TypeScript kernels, bit for bit: kernel by kernel on
+// random data (vector bodies and scalar tails, strided views, aliasing, staging), then whole
+// schedulers on every case of reference/manifest.json, counting the steps bit-exact vs diffusers.
+import assert from "node:assert/strict";
+import {
+  cpuKernels,
+  DPMSolverMultistepInverseScheduler,
+  type MultistepCoefficients,
+  multistepCoefficients,
+  setTensorKernels,
+  sigmaToAlphaSigma,
+  Tensor,
+  WasmKernels,
+} from "../mod.ts";
+import {
+  bitEqual,
+  cases,
+  float32,
+  int32,
+  type ReferenceCase,
+  row,
+  savedConfig,
+  standinModel,
+} from "./_reference.ts";
+
+const resident = new WasmKernels();
+const staged = new WasmKernels({ resident: false });
+
+// Deterministic values in (-scale, scale), float32.
+function random(shape: number[], seed: number, scale = 3): Tensor {
+  let s = seed >>> 0 || 1;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
+  }
+  return new Tensor(data, shape);
+}
+
+// `t` copied into `kernels`' memory (when it allocates there).
+function placed(kernels: WasmKernels, t: Tensor): Tensor {
+  const out = kernels.empty(t.shape);
+  kernels.copy(out, t);
+  return out;
+}
+
+function assertBitEqual(actual: Tensor, expected: Tensor, what: string): void {
+  assert.ok(bitEqual(actual, expected), `${what}: results differ`);
+}
+
+const sizes = [1, 3, 4, 5, 17, 64, 1003];
+
+Deno.test("WasmKernels allocates resident tensors where the runtime supports it", () => {
+  assert.ok(resident.resident);
+  assert.ok(resident.isResident(resident.empty([3, 5])));
+  assert.equal(staged.isResident(staged.empty([3, 5])), false);
+  assert.equal(resident.isResident(Tensor.zeros([4])), false);
+  assert.equal(resident.empty([0, 3]).size, 0);
+});
+
+Deno.test("axpbyDiv() matches the TypeScript kernel bit for bit", () => {
+  const [a, b, d] = [0.7, -1.3, 0.9].map(Math.fround) as [
+    number,
+    number,
+    number,
+  ];
+  for (const kernels of [resident, staged]) {
+    for (const n of sizes) {
+      const x = random([n], n);
+      const y = random([n], n + 1);
+      for (const withY of [true, false]) {
+        const expected = Tensor.zeros([n]);
+        cpuKernels.axpbyDiv(expected, a, x, b, withY ? y : null, d);
+        for (const into of [placed(kernels, x), Tensor.zeros([n])]) {
+          kernels.axpbyDiv(
+            into,
+            a,
+            placed(kernels, x),
+            b,
+            withY ? y : null,
+            d,
+          );
+          assertBitEqual(into, expected, `${kernels.resident} n=${n}`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("axpbyDiv() reads strided views and writes in place", () => {
+  const base = random([4, 3, 5], 7);
+  const x = base.permute([2, 0, 1]); // [5, 4, 3], not contiguous
+  const y = random([5, 4, 3], 8);
+  const expected = Tensor.zeros(x.shape);
+  cpuKernels.axpbyDiv(expected, 1, x, Math.fround(0.25), y, Math.fround(3));
+  const out = resident.empty(x.shape);
+  resident.axpbyDiv(out, 1, x, Math.fround(0.25), y, Math.fround(3));
+  assertBitEqual(out, expected, "strided input");
+  // out aliasing x element for element, non-contiguous: the fallback path writes it back.
+  const alias = base.clone().permute([2, 0, 1]);
+  resident.axpbyDiv(alias, 1, alias, Math.fround(0.25), y, Math.fround(3));
+  assertBitEqual(alias, expected, "strided in place");
+  // Resident, in place.
+  const inPlace = placed(resident, x);
+  resident.axpbyDiv(inPlace, 1, inPlace, Math.fround(0.25), y, Math.fround(3));
+  assertBitEqual(inPlace, expected, "resident in place");
+});
+
+Deno.test("axpbyDiv() with coefficients that are not float32 falls back to the same numbers", () => {
+  const x = random([9], 3);
+  const y = random([9], 4);
+  const expected = Tensor.zeros([9]);
+  cpuKernels.axpbyDiv(expected, 0.1, x, 0.2, y, 0.3);
+  const out = resident.empty([9]);
+  resident.axpbyDiv(out, 0.1, x, 0.2, y, 0.3);
+  assertBitEqual(out, expected, "f64 coefficients");
+});
+
+function coefficientsFor(
+  order: 1 | 2 | 3,
+  noise: boolean,
+): MultistepCoefficients {
+  const points = [2.5, 1.7, 1.1, 0.6].map((s) => sigmaToAlphaSigma(s, false));
+  const c = multistepCoefficients(order, "dpmsolver++", "heun", points)!;
+  return noise ? { ...c, e: Math.fround(0.37) } : c;
+}
+
+Deno.test("multistep() matches the TypeScript kernel bit for bit at every order", () => {
+  for (const kernels of [resident, staged]) {
+    for (const n of sizes) {
+      for (const order of [1, 2, 3] as const) {
+        for (const withNoise of [false, true]) {
+          const c = coefficientsFor(order, withNoise);
+          const sample = random([n], 10 * n + order);
+          const history = [1, 2, 3].map((k) => random([n], 100 * n + k, 2));
+          const noise = withNoise ? random([n], 7 * n) : null;
+          const expected = Tensor.zeros([n]);
+          cpuKernels.multistep(
+            expected,
+            sample,
+            history.slice(0, order),
+            c,
+            noise,
+          );
+          const residentHistory = history.map((h) => placed(kernels, h));
+          for (const out of [kernels.empty([n]), Tensor.zeros([n])]) {
+            kernels.multistep(
+              out,
+              placed(kernels, sample),
+              residentHistory.slice(0, order),
+              c,
+              noise,
+            );
+            assertBitEqual(
+              out,
+              expected,
+              `n=${n} order ${order} noise ${withNoise}`,
+            );
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("threshold() finds torch's quantile by selection, bit for bit", () => {
+  const inputs: [string, Tensor][] = [
+    ["random", random([3, 2, 7, 9], 11)],
+    ["tail sizes", random([2, 1003], 12, 40)],
+    ["single element items", random([5, 1], 13)],
+    // Items of 2^15 elements and more take the sampled bracket, or fall back when it misses.
+    ["large random", random([2, 3, 128, 128], 14, 5)],
+    [
+      "large ascending",
+      new Tensor(Float32Array.from({ length: 70000 }, (_, i) => i / 7), [
+        1,
+        70000,
+      ]),
+    ],
+    [
+      "large periodic",
+      new Tensor(
+        Float32Array.from(
+          { length: 2 * 40000 },
+          (_, i) => Math.sin(i * 0.37) * 3,
+        ),
+        [2, 40000],
+      ),
+    ],
+    [
+      "large ties",
+      new Tensor(Float32Array.from({ length: 65536 }, (_, i) => (i % 5) - 2), [
+        1,
+        65536,
+      ]),
+    ],
+    [
+      "large NaN",
+      new Tensor(
+        Float32Array.from(
+          { length: 65536 },
+          (_, i) => (i === 999 ? NaN : Math.cos(i)),
+        ),
+        [1, 65536],
+      ),
+    ],
+    ["0-d", Tensor.from([2.5], [])],
+    [
+      "ties",
+      new Tensor(
+        Float32Array.from({ length: 4 * 301 }, (_, i) => (i % 7) - 3),
+        [4, 301],
+      ),
+    ],
+    ["constant", new Tensor(new Float32Array(130).fill(-2), [2, 65])],
+    [
+      "zeros and signs",
+      new Tensor(Float32Array.from({ length: 64 }, (_, i) => (i % 3 - 1) * 0), [
+        2,
+        32,
+      ]),
+    ],
+    [
+      "NaN",
+      new Tensor(
+        Float32Array.from({ length: 20 }, (_, i) => (i === 5 ? NaN : i - 10)),
+        [2, 10],
+      ),
+    ],
+    [
+      "Infinity",
+      new Tensor(
+        Float32Array.from(
+          { length: 20 },
+          (_, i) => (i === 5 ? -Infinity : i - 10),
+        ),
+        [2, 10],
+      ),
+    ],
+    [
+      "wide range",
+      new Tensor(
+        Float32Array.from(
+          { length: 999 },
+          (_, i) => (i - 500) * 10 ** ((i % 11) - 5),
+        ),
+        [1, 999],
+      ),
+    ],
+  ];
+  for (const [name, x] of inputs) {
+    for (
+      const [ratio, max] of [[0.995, 1], [0.87, 0.5], [0.5, 3], [0, 2], [
+        1,
+        100,
+      ], [0.3, 1e30]]
+    ) {
+      const expected = x.clone();
+      cpuKernels.threshold(expected, ratio!, max!);
+      for (const kernels of [resident, staged]) {
+        const inMemory = placed(kernels, x);
+        kernels.threshold(inMemory, ratio!, max!);
+        const outside = x.clone();
+        kernels.threshold(outside, ratio!, max!);
+        for (const actual of [inMemory, outside]) {
+          const a = actual.toFloat32Array();
+          const e = expected.toFloat32Array();
+          // NaN payloads may differ between engines; every other value must be identical.
+          assert.ok(
+            a.every((v, i) =>
+              Object.is(v, e[i]) || (Number.isNaN(v) && Number.isNaN(e[i]))
+            ),
+            `${name} ratio ${ratio} max ${max}`,
+          );
+        }
+      }
+    }
+  }
+});
+
+Deno.test("resident tensors stay valid when the memory grows", () => {
+  const kernels = new WasmKernels();
+  const kept = placed(kernels, random([1000], 21));
+  const copy = kept.clone();
+  const before = kernels.memoryBytes;
+  const big = Array.from({ length: 6 }, () => kernels.empty([1 << 20]));
+  assert.ok(kernels.memoryBytes > before);
+  assertBitEqual(kept, copy, "after growth");
+  const out = kernels.empty([1000]);
+  kernels.axpbyDiv(out, 2, kept, 1, kept, 1);
+  const expected = Tensor.zeros([1000]);
+  cpuKernels.axpbyDiv(expected, 2, copy, 1, copy, 1);
+  assertBitEqual(out, expected, "kernel after growth");
+  assert.equal(big.length, 6);
+  // The copy-in mode re-derives its views after a growth that detaches the buffer.
+  const x = random([1 << 21], 22);
+  const expectedBig = Tensor.zeros(x.shape);
+  cpuKernels.axpbyDiv(expectedBig, 2, x, 1, x, 1);
+  const small = Tensor.zeros([4]);
+  staged.axpbyDiv(small, 2, random([4], 1), 1, random([4], 2), 1);
+  const outBig = Tensor.zeros(x.shape);
+  staged.axpbyDiv(outBig, 2, x, 1, x, 1);
+  assertBitEqual(outBig, expectedBig, "copy-in mode after growth");
+});
+
+Deno.test("steady-state steps with out allocate nothing", () => {
+  let allocations = 0;
+  class Counting extends WasmKernels {
+    override empty(shape: readonly number[]): Tensor {
+      allocations++;
+      return super.empty(shape);
+    }
+  }
+  const kernels = new Counting();
+  const previous = setTensorKernels(kernels);
+  try {
+    const scheduler = new DPMSolverMultistepInverseScheduler({
+      solver_order: 3,
+      thresholding: true,
+    });
+    scheduler.setTimesteps(20);
+    const shape = [2, 4, 8, 8];
+    let sample = placed(kernels, random(shape, 5, 1));
+    let spare = kernels.empty(shape);
+    const outputs = [1, 2, 3, 4].map((k) =>
+      placed(kernels, random(shape, k, 1))
+    );
+    const counts: number[] = [];
+    const memory: number[] = [];
+    scheduler.timesteps.forEach((t, i) => {
+      const out = scheduler.step(outputs[i % 4]!, t, sample, { out: spare });
+      [sample, spare] = [out.prevSample, sample];
+      counts.push(allocations);
+      memory.push(kernels.memoryBytes);
+    });
+    // History buffers are allocated while the window fills, then recycled.
+    assert.equal(counts.at(-1), counts[3]);
+    assert.equal(memory.at(-1), memory[3]);
+  } finally {
+    setTensorKernels(previous);
+  }
+});
+
+// ------------------------------------------------------------------------- reference cases
+
+async function schedulerFor(
+  c: ReferenceCase,
+): Promise<DPMSolverMultistepInverseScheduler> {
+  const scheduler = DPMSolverMultistepInverseScheduler.fromConfig(
+    await savedConfig(c),
+  );
+  scheduler.setTimesteps(c.num_inference_steps);
+  return scheduler;
+}
+
+function withKernels<R>(kernels: WasmKernels | null, body: () => R): R {
+  const previous = setTensorKernels(kernels ?? cpuKernels);
+  try {
+    return body();
+  } finally {
+    setTensorKernels(previous);
+  }
+}
+
+let exactVsDiffusers = 0;
+let exactVsTypeScript = 0;
+let totalSteps = 0;
+
+for (const c of cases) {
+  if (c.kind === "add_noise") {
+    Deno.test(`${c.name}: addNoise with WasmKernels equals the TypeScript kernels`, async () => {
+      const [original, noise, timesteps] = [
+        await float32(c, "original.npy"),
+        await float32(c, "noise.npy"),
+        await int32(c, "noise_timesteps.npy"),
+      ];
+      const reference = await schedulerFor(c);
+      const expected = withKernels(
+        null,
+        () =>
+          reference.addNoise(
+            original,
+            noise,
+            timesteps,
+          ),
+      );
+      const scheduler = await schedulerFor(c);
+      const actual = withKernels(
+        resident,
+        () => scheduler.addNoise(placed(resident, original), noise, timesteps),
+      );
+      assertBitEqual(actual, expected, c.name);
+    });
+    continue;
+  }
+
+  Deno.test(`${c.name}: every step with WasmKernels equals the TypeScript kernels`, async () => {
+    const samples = await float32(c, "samples.npy");
+    const modelOutputs = await float32(c, "model_outputs.npy");
+    const cpu = await schedulerFor(c);
+    const wasm = await schedulerFor(c);
+    const copyIn = await schedulerFor(c);
+    for (let i = 0; i < c.steps; i++) {
+      const t = cpu.timesteps[Math.min(i, cpu.timesteps.length - 1)]!;
+      const sample = row(samples, i);
+      const modelOutput = row(modelOutputs, i);
+      const expected = withKernels(
+        null,
+        () => cpu.step(modelOutput, t, sample).prevSample,
+      );
+      // Inputs in the module's memory, and inputs copied in per call.
+      const actual = withKernels(resident, () =>
+        wasm.step(
+          placed(resident, modelOutput),
+          t,
+          placed(resident, sample),
+        ).prevSample);
+      const viaCopy = withKernels(
+        staged,
+        () => copyIn.step(modelOutput, t, sample).prevSample,
+      );
+      assertBitEqual(actual, expected, `step ${i}`);
+      assertBitEqual(viaCopy, expected, `step ${i} (copy-in)`);
+      totalSteps++;
+      exactVsTypeScript++;
+      if (bitEqual(actual, row(samples, i + 1))) exactVsDiffusers++;
+    }
+  });
+
+  Deno.test(`${c.name}: a whole inversion with WasmKernels equals the TypeScript kernels`, async () => {
+    const samples = await float32(c, "samples.npy");
+    const loop = async (kernels: WasmKernels | null) => {
+      const scheduler = await schedulerFor(c);
+      return withKernels(kernels, () => {
+        let sample = row(samples, 0).clone();
+        for (const t of scheduler.timesteps) {
+          sample = scheduler.step(
+            standinModel(sample, t, c.learned_variance),
+            t,
+            sample,
+          ).prevSample;
+        }
+        return sample;
+      });
+    };
+    assertBitEqual(await loop(resident), await loop(null), c.name);
+  });
+}
+
+Deno.test("WasmKernels reference summary", () => {
+  console.log(
+    `WasmKernels: ${exactVsTypeScript}/${totalSteps} reference steps equal the TypeScript kernels bit for bit; ${exactVsDiffusers}/${totalSteps} equal diffusers bit for bit`,
+  );
+  assert.equal(exactVsTypeScript, totalSteps);
+});

@@ -1,0 +1,562 @@
+// AssemblyScript source of the WebAssembly SIMD kernels (lib/backends/wasm.ts drives them).
+// Build: `deno task build:wasm` (wasm/build.ts) writes wasm/kernels.wasm and
+// lib/backends/_kernels_wasm.ts. Pointers are byte addresses into the imported memory, counts
+// are elements. Each kernel applies lib/backends/cpu.ts's operations in its order, each one a
+// float32 operation (WebAssembly has no FMA contraction), so results equal the TypeScript kernels
+// bit for bit; the scalar tails repeat the vector bodies for the last n % 4 elements.
+
+// `out = (a·x + b·y) / d` (model-output conversion, add_noise).
+export function axpbyDiv(
+  out: usize,
+  a: f32,
+  x: usize,
+  b: f32,
+  y: usize,
+  d: f32,
+  n: i32,
+): void {
+  const va = f32x4.splat(a);
+  const vb = f32x4.splat(b);
+  const vd = f32x4.splat(d);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const ax = f32x4.mul(va, v128.load(x + i));
+    const by = f32x4.mul(vb, v128.load(y + i));
+    v128.store(out + i, f32x4.div(f32x4.add(ax, by), vd));
+  }
+  for (; i < end; i += 4) {
+    store<f32>(out + i, (a * load<f32>(x + i) + b * load<f32>(y + i)) / d);
+  }
+}
+
+// `out = (a·x) / d`.
+export function axDiv(out: usize, a: f32, x: usize, d: f32, n: i32): void {
+  const va = f32x4.splat(a);
+  const vd = f32x4.splat(d);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    v128.store(out + i, f32x4.div(f32x4.mul(va, v128.load(x + i)), vd));
+  }
+  for (; i < end; i += 4) {
+    store<f32>(out + i, (a * load<f32>(x + i)) / d);
+  }
+}
+
+// First-order update: `out = a·x + b·m0`.
+export function multistep1(
+  out: usize,
+  a: f32,
+  x: usize,
+  b: f32,
+  m0: usize,
+  n: i32,
+): void {
+  const va = f32x4.splat(a);
+  const vb = f32x4.splat(b);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const ax = f32x4.mul(va, v128.load(x + i));
+    v128.store(out + i, f32x4.add(ax, f32x4.mul(vb, v128.load(m0 + i))));
+  }
+  for (; i < end; i += 4) {
+    store<f32>(out + i, a * load<f32>(x + i) + b * load<f32>(m0 + i));
+  }
+}
+
+// Second-order update: `D1 = k0·(m0 − m1)`, `out = (a·x + b·m0) + c·D1`.
+export function multistep2(
+  out: usize,
+  a: f32,
+  x: usize,
+  b: f32,
+  m0: usize,
+  c: f32,
+  k0: f32,
+  m1: usize,
+  n: i32,
+): void {
+  const va = f32x4.splat(a);
+  const vb = f32x4.splat(b);
+  const vc = f32x4.splat(c);
+  const vk0 = f32x4.splat(k0);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const v0 = v128.load(m0 + i);
+    const d1 = f32x4.mul(vk0, f32x4.sub(v0, v128.load(m1 + i)));
+    const ax = f32x4.mul(va, v128.load(x + i));
+    const base = f32x4.add(ax, f32x4.mul(vb, v0));
+    v128.store(out + i, f32x4.add(base, f32x4.mul(vc, d1)));
+  }
+  for (; i < end; i += 4) {
+    const s0 = load<f32>(m0 + i);
+    const d1 = k0 * (s0 - load<f32>(m1 + i));
+    store<f32>(out + i, a * load<f32>(x + i) + b * s0 + c * d1);
+  }
+}
+
+// Third-order update: `D1_0 = k0·(m0 − m1)`, `D1_1 = k1·(m1 − m2)`, `D1 = D1_0 + q·(D1_0 − D1_1)`,
+// `D2 = k2·(D1_0 − D1_1)`, `out = ((a·x + b·m0) + c·D1) + d·D2`.
+export function multistep3(
+  out: usize,
+  a: f32,
+  x: usize,
+  b: f32,
+  m0: usize,
+  c: f32,
+  k0: f32,
+  m1: usize,
+  d: f32,
+  k1: f32,
+  q: f32,
+  k2: f32,
+  m2: usize,
+  n: i32,
+): void {
+  const va = f32x4.splat(a);
+  const vb = f32x4.splat(b);
+  const vc = f32x4.splat(c);
+  const vd = f32x4.splat(d);
+  const vk0 = f32x4.splat(k0);
+  const vk1 = f32x4.splat(k1);
+  const vq = f32x4.splat(q);
+  const vk2 = f32x4.splat(k2);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const v0 = v128.load(m0 + i);
+    const v1 = v128.load(m1 + i);
+    const d10 = f32x4.mul(vk0, f32x4.sub(v0, v1));
+    const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
+    const diff = f32x4.sub(d10, d11);
+    const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
+    const d2 = f32x4.mul(vk2, diff);
+    const ax = f32x4.mul(va, v128.load(x + i));
+    const base = f32x4.add(ax, f32x4.mul(vb, v0));
+    const withD1 = f32x4.add(base, f32x4.mul(vc, d1));
+    v128.store(out + i, f32x4.add(withD1, f32x4.mul(vd, d2)));
+  }
+  for (; i < end; i += 4) {
+    const s0 = load<f32>(m0 + i);
+    const s1 = load<f32>(m1 + i);
+    const d10 = k0 * (s0 - s1);
+    const d11 = k1 * (s1 - load<f32>(m2 + i));
+    const diff = d10 - d11;
+    const d1 = d10 + q * diff;
+    const d2 = k2 * diff;
+    store<f32>(out + i, a * load<f32>(x + i) + b * s0 + c * d1 + d * d2);
+  }
+}
+
+// SDE noise term: `out = out + e·noise`.
+export function addScaled(out: usize, e: f32, noise: usize, n: i32): void {
+  const ve = f32x4.splat(e);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const en = f32x4.mul(ve, v128.load(noise + i));
+    v128.store(out + i, f32x4.add(v128.load(out + i), en));
+  }
+  for (; i < end; i += 4) {
+    store<f32>(out + i, load<f32>(out + i) + e * load<f32>(noise + i));
+  }
+}
+
+// Dynamic thresholding's last pass: `x = clamp(x, -s, s) / s`. pmin/pmax keep a NaN element as
+// the TypeScript comparisons do.
+export function clampScale(x: usize, n: i32, s: f32): void {
+  const vs = f32x4.splat(s);
+  const vms = f32x4.splat(-s);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const upper = f32x4.pmin(v128.load(x + i), vs);
+    v128.store(x + i, f32x4.div(f32x4.pmax(upper, vms), vs));
+  }
+  for (; i < end; i += 4) {
+    const v = load<f32>(x + i);
+    const upper = v > s ? s : v;
+    store<f32>(x + i, (upper < -s ? -s : upper) / s);
+  }
+}
+
+// Order statistics of |x| over the float bits: for non-negative floats the bit patterns sort as
+// the values do. A strided sample brackets the wanted ranks and one SIMD pass counts what lies
+// below the bracket and gathers what lies in it (Floyd–Rivest); when the bracket misses, a radix
+// histogram (bins of the top 12 bits of |x|) finds the bin instead. Either way the answer is
+// exact: only the speed depends on the data.
+const BIN_SHIFT: u32 = 19;
+const ABS_MASK: u32 = 0x7fffffff;
+const INFINITY_BITS: u32 = 0x7f800000;
+
+let nextBits: u32 = 0;
+
+// The (k + 1)-th smallest |x| found by the last `absOrderStat` call with `wantNext`.
+export function nextStat(): f32 {
+  return reinterpret<f32>(nextBits);
+}
+
+// The k-th smallest (0-based) of |x[0:n]|, or NaN when any element is NaN; with `wantNext`, the
+// (k + 1)-th too (read it with `nextStat`). `hist` holds 2^12 u32 counters, all zero on entry
+// and on return; `scratch` holds n u32.
+export function absOrderStat(
+  x: usize,
+  n: i32,
+  k: i32,
+  wantNext: bool,
+  hist: usize,
+  scratch: usize,
+): f32 {
+  if (n >= SAMPLE << 3) {
+    const found = sampledOrderStat(x, n, k, wantNext, hist, scratch);
+    if (sampleHit) return found;
+  }
+  return histogramOrderStat(x, n, k, wantNext, hist, scratch);
+}
+
+const SAMPLE: i32 = 1 << 12;
+let sampleHit = false;
+
+function sampledOrderStat(
+  x: usize,
+  n: i32,
+  k: i32,
+  wantNext: bool,
+  sample: usize,
+  scratch: usize,
+): f32 {
+  // The sample goes where the histogram lives (2^12 u32 either way), which is zeroed again after.
+  const stride = (<usize> (n / SAMPLE)) << 2;
+  for (let j = 0; j < SAMPLE; j++) {
+    const bits = load<u32>(x + stride * <usize> j) & ABS_MASK;
+    store<u32>(sample + ((<usize> j) << 2), bits);
+  }
+  const estimate = <i32> ((<i64> k * SAMPLE) / n);
+  const spread = <i32> Math.sqrt(
+    (<f64> estimate * <f64> (SAMPLE - estimate)) / <f64> SAMPLE,
+  );
+  const margin = 3 * spread + 8;
+  let lowBits: u32 = 0;
+  let highBits: u32 = INFINITY_BITS;
+  if (estimate - margin > 0) {
+    lowBits = select(sample, SAMPLE, estimate - margin);
+  }
+  if (estimate + margin + 1 < SAMPLE - 1) {
+    highBits = select(sample, SAMPLE, estimate + margin + 1);
+  }
+  memory.fill(sample, 0, (<usize> SAMPLE) << 2);
+
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  const mask = i32x4.splat(ABS_MASK);
+  const inf = i32x4.splat(INFINITY_BITS);
+  const vlow = i32x4.splat(lowBits);
+  const vhigh = i32x4.splat(highBits);
+  let nan = i32x4.splat(0);
+  let below = i32x4.splat(0);
+  let m = 0;
+  let i: usize = 0;
+  if (highBits == INFINITY_BITS) {
+    // An upper quantile (the usual case): what is not below the bracket is gathered, and NaN,
+    // above every bracket, is caught among the gathered.
+    nanSeen = false;
+    for (; i < vend; i += 16) {
+      const bits = v128.and(v128.load(x + i), mask);
+      const under = i32x4.lt_s(bits, vlow);
+      below = i32x4.sub(below, under);
+      if (!i32x4.all_true(under)) m = gatherUpper(scratch, m, bits, lowBits);
+    }
+    if (nanSeen) nan = i32x4.splat(-1);
+  } else {
+    for (; i < vend; i += 16) {
+      const bits = v128.and(v128.load(x + i), mask);
+      nan = v128.or(nan, i32x4.gt_s(bits, inf));
+      const under = i32x4.lt_s(bits, vlow);
+      below = i32x4.sub(below, under);
+      const inside = v128.andnot(i32x4.le_s(bits, vhigh), under);
+      if (v128.any_true(inside)) m = gatherLanes(scratch, m, bits, inside);
+    }
+  }
+  let belowCount = i32x4.extract_lane(below, 0) + i32x4.extract_lane(below, 1) +
+    i32x4.extract_lane(below, 2) + i32x4.extract_lane(below, 3);
+  let anyNaN = v128.any_true(nan);
+  for (; i < end; i += 4) {
+    const bits = load<u32>(x + i) & ABS_MASK;
+    if (bits > INFINITY_BITS) anyNaN = true;
+    if (bits < lowBits) belowCount++;
+    m = gatherRange(scratch, m, bits, lowBits, highBits);
+  }
+  sampleHit = true;
+  if (anyNaN) return NaN;
+  if (belowCount > k || belowCount + m < k + (wantNext ? 2 : 1)) {
+    sampleHit = false;
+    return NaN;
+  }
+  return selectFrom(scratch, m, k - belowCount, wantNext);
+}
+
+let nanSeen = false;
+
+// Appends the lanes of `bits` at or above `lowBits`, without branches; notes a NaN.
+function gatherUpper(scratch: usize, m: i32, bits: v128, lowBits: u32): i32 {
+  const b0 = <u32> i32x4.extract_lane(bits, 0);
+  const b1 = <u32> i32x4.extract_lane(bits, 1);
+  const b2 = <u32> i32x4.extract_lane(bits, 2);
+  const b3 = <u32> i32x4.extract_lane(bits, 3);
+  if (max(max(b0, b1), max(b2, b3)) > INFINITY_BITS) nanSeen = true;
+  store<u32>(scratch + ((<usize> m) << 2), b0);
+  m += <i32> (b0 >= lowBits);
+  store<u32>(scratch + ((<usize> m) << 2), b1);
+  m += <i32> (b1 >= lowBits);
+  store<u32>(scratch + ((<usize> m) << 2), b2);
+  m += <i32> (b2 >= lowBits);
+  store<u32>(scratch + ((<usize> m) << 2), b3);
+  return m + <i32> (b3 >= lowBits);
+}
+
+// Appends the lanes of `bits` whose `inside` lane is set, without branches.
+function gatherLanes(scratch: usize, m: i32, bits: v128, inside: v128): i32 {
+  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 0));
+  m += i32x4.extract_lane(inside, 0) & 1;
+  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 1));
+  m += i32x4.extract_lane(inside, 1) & 1;
+  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 2));
+  m += i32x4.extract_lane(inside, 2) & 1;
+  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 3));
+  return m + (i32x4.extract_lane(inside, 3) & 1);
+}
+
+function gatherRange(
+  scratch: usize,
+  m: i32,
+  bits: u32,
+  lowBits: u32,
+  highBits: u32,
+): i32 {
+  if (bits < lowBits || bits > highBits) return m;
+  store<u32>(scratch + ((<usize> m) << 2), bits);
+  return m + 1;
+}
+
+// The rank-th smallest of scratch[0:m], and with `wantNext` the next one into `nextBits`.
+function selectFrom(scratch: usize, m: i32, rank: i32, wantNext: bool): f32 {
+  const found = select(scratch, m, rank);
+  if (wantNext) {
+    // After selecting `rank`, the next order statistic is the minimum of what lies above it.
+    let next: u32 = 0xffffffff;
+    for (let j = rank + 1; j < m; j++) {
+      const v = load<u32>(scratch + ((<usize> j) << 2));
+      if (v < next) next = v;
+    }
+    nextBits = next;
+  }
+  return reinterpret<f32>(found);
+}
+
+function histogramOrderStat(
+  x: usize,
+  n: i32,
+  k: i32,
+  wantNext: bool,
+  hist: usize,
+  scratch: usize,
+): f32 {
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  const mask = i32x4.splat(ABS_MASK);
+  const inf = i32x4.splat(INFINITY_BITS);
+  let nan = i32x4.splat(0);
+  let vmin = i32x4.splat(ABS_MASK);
+  let vmax = i32x4.splat(0);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const bits = v128.and(v128.load(x + i), mask);
+    nan = v128.or(nan, i32x4.gt_s(bits, inf));
+    vmin = i32x4.min_s(vmin, bits);
+    vmax = i32x4.max_s(vmax, bits);
+    const bin = i32x4.shr_u(bits, BIN_SHIFT);
+    bump(hist, i32x4.extract_lane(bin, 0));
+    bump(hist, i32x4.extract_lane(bin, 1));
+    bump(hist, i32x4.extract_lane(bin, 2));
+    bump(hist, i32x4.extract_lane(bin, 3));
+  }
+  let anyNaN = v128.any_true(nan);
+  let minBits = min(
+    min(<u32> i32x4.extract_lane(vmin, 0), <u32> i32x4.extract_lane(vmin, 1)),
+    min(<u32> i32x4.extract_lane(vmin, 2), <u32> i32x4.extract_lane(vmin, 3)),
+  );
+  let maxBits = max(
+    max(<u32> i32x4.extract_lane(vmax, 0), <u32> i32x4.extract_lane(vmax, 1)),
+    max(<u32> i32x4.extract_lane(vmax, 2), <u32> i32x4.extract_lane(vmax, 3)),
+  );
+  for (; i < end; i += 4) {
+    const bits = load<u32>(x + i) & ABS_MASK;
+    if (bits > INFINITY_BITS) anyNaN = true;
+    minBits = min(minBits, bits);
+    maxBits = max(maxBits, bits);
+    bump(hist, <i32> (bits >>> BIN_SHIFT));
+  }
+  const first = <i32> (minBits >>> BIN_SHIFT);
+  const last = <i32> (maxBits >>> BIN_SHIFT);
+  if (anyNaN) {
+    clearBins(hist, first, last);
+    return NaN;
+  }
+
+  // The bin holding rank k (`before` elements lie in lower bins), scanning from the nearer end,
+  // and the one holding rank k + 1 (the same or the next non-empty one).
+  let before = 0;
+  let low = first;
+  if (k < n >> 1) {
+    while (before + binCount(hist, low) <= k) {
+      before += binCount(hist, low);
+      low++;
+    }
+  } else {
+    let above = n;
+    low = last;
+    while (above - binCount(hist, low) > k) {
+      above -= binCount(hist, low);
+      low--;
+    }
+    before = above - binCount(hist, low);
+  }
+  let high = low;
+  if (wantNext && before + binCount(hist, low) <= k + 1) {
+    high = low + 1;
+    while (binCount(hist, high) == 0) high++;
+  }
+  clearBins(hist, first, last);
+
+  // Gather the candidates of bins [low, high] (the bins between are empty), then select.
+  let m = 0;
+  const lo = <u32> low;
+  const span = <u32> (high - low);
+  // Bins [low, high] hold the bit patterns [low << BIN_SHIFT, (high + 1) << BIN_SHIFT).
+  const vlow = i32x4.splat(low << BIN_SHIFT);
+  const vhigh = i32x4.splat(((high + 1) << BIN_SHIFT) - 1);
+  for (i = 0; i < vend; i += 16) {
+    const bits = v128.and(v128.load(x + i), mask);
+    const inside = v128.andnot(
+      i32x4.le_s(bits, vhigh),
+      i32x4.lt_s(bits, vlow),
+    );
+    if (v128.any_true(inside)) m = gatherLanes(scratch, m, bits, inside);
+  }
+  for (; i < end; i += 4) {
+    m = gather(scratch, m, load<u32>(x + i) & ABS_MASK, lo, span);
+  }
+  return selectFrom(scratch, m, k - before, wantNext);
+}
+
+function gather(scratch: usize, m: i32, bits: u32, lo: u32, span: u32): i32 {
+  if ((bits >>> BIN_SHIFT) - lo > span) return m;
+  store<u32>(scratch + ((<usize> m) << 2), bits);
+  return m + 1;
+}
+
+function clearBins(hist: usize, first: i32, last: i32): void {
+  memory.fill(
+    hist + ((<usize> first) << 2),
+    0,
+    (<usize> (last - first + 1)) << 2,
+  );
+}
+
+function bump(hist: usize, bin: i32): void {
+  const at = hist + ((<usize> bin) << 2);
+  store<u32>(at, load<u32>(at) + 1);
+}
+
+function binCount(hist: usize, bin: i32): i32 {
+  return load<i32>(hist + ((<usize> bin) << 2));
+}
+
+// Quickselect (Hoare partition, median of three) over u32: afterwards element k is the k-th
+// smallest, those before it are ≤ it and those after ≥ it.
+function select(v: usize, n: i32, k: i32): u32 {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    if (at(v, mid) < at(v, lo)) swap(v, mid, lo);
+    if (at(v, hi) < at(v, lo)) swap(v, hi, lo);
+    if (at(v, hi) < at(v, mid)) swap(v, hi, mid);
+    const pivot = at(v, mid);
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (at(v, i) < pivot) i++;
+      while (at(v, j) > pivot) j--;
+      if (i <= j) {
+        swap(v, i, j);
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else break;
+  }
+  return at(v, k);
+}
+
+function at(v: usize, i: i32): u32 {
+  return load<u32>(v + ((<usize> i) << 2));
+}
+
+function swap(v: usize, i: i32, j: i32): void {
+  const a = v + ((<usize> i) << 2);
+  const b = v + ((<usize> j) << 2);
+  const t = load<u32>(a);
+  store<u32>(a, load<u32>(b));
+  store<u32>(b, t);
+}
+
+// The benchmark's floor: one streaming pass reading what a fused step reads (sample, model
+// output, `history` earlier converted outputs) and writing what it writes (the converted output
+// and the result), with a few multiply-adds per element.
+export function streamFloor(
+  out: usize,
+  converted: usize,
+  x: usize,
+  modelOutput: usize,
+  h1: usize,
+  h2: usize,
+  history: i32,
+  n: i32,
+): void {
+  const va = f32x4.splat(0.9);
+  const vb = f32x4.splat(-0.1);
+  const vc = f32x4.splat(0.3);
+  const end = (<usize> n) << 2;
+  let i: usize = 0;
+  if (history >= 2) {
+    for (; i < end; i += 16) {
+      const vx = v128.load(x + i);
+      const m0 = f32x4.add(vx, f32x4.mul(vb, v128.load(modelOutput + i)));
+      v128.store(converted + i, m0);
+      const d = f32x4.sub(v128.load(h1 + i), v128.load(h2 + i));
+      const r = f32x4.add(f32x4.mul(va, vx), f32x4.mul(vc, f32x4.add(m0, d)));
+      v128.store(out + i, r);
+    }
+  } else {
+    for (; i < end; i += 16) {
+      const vx = v128.load(x + i);
+      const m0 = f32x4.add(vx, f32x4.mul(vb, v128.load(modelOutput + i)));
+      v128.store(converted + i, m0);
+      const d = f32x4.sub(m0, v128.load(h1 + i));
+      v128.store(out + i, f32x4.add(f32x4.mul(va, vx), f32x4.mul(vc, d)));
+    }
+  }
+}
