@@ -1,0 +1,982 @@
+/**
+ * The WebGPU backend: the kernels as WGSL compute shaders on `navigator.gpu`, over
+ * {@link WebGpuTensor}s that live in `GPUBuffer`s. A scheduler given WebGPU tensors steps them on
+ * the device: each kernel call records its dispatches and submits them, with no readback and no
+ * host work proportional to the tensor size. Results match the CPU backend's float32 operation
+ * order (products are kept from fusing into FMAs).
+ *
+ * @module
+ */
+import { formatShape, rowMajorStrides, sameShape, sizeOf } from "../_shape.ts";
+import type { Kernels, TensorView } from "../kernels.ts";
+import type { MultistepCoefficients } from "../solver.ts";
+import { Tensor } from "../tensor.ts";
+import {
+  elementwiseShader,
+  MAX_OPERANDS,
+  MAX_RANK,
+  PARAMS,
+  PARAMS_BYTES,
+  WORKGROUP_SIZE,
+} from "./webgpu/_wgsl.ts";
+import {
+  axpbyDivBody,
+  copyBody,
+  multistepBody,
+} from "./webgpu/linear_combination.ts";
+import {
+  applyShader,
+  HIST_STRIDE,
+  histogramShader,
+  scanShader,
+  STATE_STRIDE,
+} from "./webgpu/threshold.ts";
+
+/** Options of {@link requestWebGpuKernels} and {@link createWebGpuKernels}. */
+export interface WebGpuKernelsOptions {
+  /**
+   * A device to run on, shared with the caller (e.g. ONNX Runtime Web's): it is not destroyed
+   * by {@link WebGpuKernels.destroy}. By default a new device is requested.
+   */
+  device?: GPUDevice;
+  /** Adapter preference when no `device` is given. @default {undefined} */
+  powerPreference?: GPUPowerPreference;
+  /**
+   * Cap on workgroups per dispatch dimension, below the device limit (for testing the split
+   * of large dispatches). @default {device.limits.maxComputeWorkgroupsPerDimension}
+   */
+  maxWorkgroupsPerDimension?: number;
+}
+
+/** Thrown by {@link createWebGpuKernels} where WebGPU has no adapter or device; catch it to fall back to the CPU. */
+export class WebGpuUnavailableError extends Error {
+  override name = "WebGpuUnavailableError";
+}
+
+/**
+ * WebGPU kernels on a new device, or on `options.device`; `null` where WebGPU is missing or no
+ * adapter exists. Never throws.
+ *
+ * @example Fall back to the CPU
+ * ```ts
+ * import { cpuKernels, requestWebGpuKernels } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const gpu = await requestWebGpuKernels();
+ * assert.ok((gpu ?? cpuKernels).name === "webgpu" || gpu === null);
+ * gpu?.destroy();
+ * ```
+ */
+export async function requestWebGpuKernels(
+  options: WebGpuKernelsOptions = {},
+): Promise<WebGpuKernels | null> {
+  try {
+    return await createWebGpuKernels(options);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * WebGPU kernels on a new device, or on `options.device`.
+ *
+ * @throws {WebGpuUnavailableError} WebGPU is missing, or no adapter or device is available.
+ */
+export async function createWebGpuKernels(
+  options: WebGpuKernelsOptions = {},
+): Promise<WebGpuKernels> {
+  if (options.device) return new WebGpuKernels(options.device, options);
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+  if (!gpu) {
+    throw new WebGpuUnavailableError(
+      "Cannot create WebGPU kernels as navigator.gpu is missing: use the CPU kernels",
+    );
+  }
+  let device: GPUDevice;
+  try {
+    const adapter = await gpu.requestAdapter(
+      options.powerPreference
+        ? { powerPreference: options.powerPreference }
+        : undefined,
+    );
+    if (!adapter) throw new Error("requestAdapter() returned null");
+    device = await adapter.requestDevice({
+      requiredLimits: {
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+      },
+    });
+  } catch (error) {
+    throw new WebGpuUnavailableError(
+      `Cannot create WebGPU kernels as no adapter or device is available: ${
+        (error as Error).message
+      }`,
+      { cause: error },
+    );
+  }
+  return new WebGpuKernels(device, { ...options, ownsDevice: true });
+}
+
+/**
+ * The buffer behind one or more views of a {@link WebGpuTensor}, and whether the backend
+ * allocated it (and pools it on release).
+ */
+export interface WebGpuStorage {
+  buffer: GPUBuffer;
+  owned: boolean;
+  released: boolean;
+}
+
+/**
+ * A strided float32 view over a `GPUBuffer`: element `(i0, i1, …)` is float
+ * `offset + Σ strides[k]·ik` of the buffer. Views made by `slice` share the buffer.
+ */
+export class WebGpuTensor implements TensorView<WebGpuTensor> {
+  /** The kernels this tensor belongs to (read by `kernelsFor`). */
+  readonly kernels: WebGpuKernels;
+  /** Extent of each dimension. */
+  readonly shape: readonly number[];
+  /** Element step of each dimension in the buffer. */
+  readonly strides: readonly number[];
+  /** Index (in floats) of element `(0, 0, …)` in the buffer. */
+  readonly offset: number;
+  /** Number of elements. */
+  readonly size: number;
+  readonly #storage: WebGpuStorage;
+
+  /** @internal Use {@link WebGpuKernels.upload}, `wrap` or `empty`. */
+  constructor(
+    kernels: WebGpuKernels,
+    storage: WebGpuStorage,
+    shape: readonly number[],
+    strides: readonly number[],
+    offset: number,
+  ) {
+    this.kernels = kernels;
+    this.#storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze([...strides]);
+    this.offset = offset;
+    this.size = sizeOf(shape);
+  }
+
+  /** The underlying buffer. @throws {Error} After `release()`. */
+  get buffer(): GPUBuffer {
+    if (this.#storage.released) {
+      throw new Error(
+        `Cannot use a WebGPU tensor of shape ${
+          formatShape(this.shape)
+        } as its buffer was released`,
+      );
+    }
+    return this.#storage.buffer;
+  }
+
+  /** @internal */
+  get storage(): WebGpuStorage {
+    return this.#storage;
+  }
+
+  /** A view of `[start, end)` along `dim` (no copy). */
+  slice(
+    dim: number,
+    start: number,
+    end: number = this.shape[dim]!,
+  ): WebGpuTensor {
+    const rank = this.shape.length;
+    if (!Number.isInteger(dim) || dim < 0 || dim >= rank) {
+      throw new RangeError(
+        `Cannot slice as 'dim' must be an integer in [0, ${rank}): current value is ${dim}`,
+      );
+    }
+    const n = this.shape[dim]!;
+    if (
+      !Number.isInteger(start) || !Number.isInteger(end) || start < 0 ||
+      end > n || start > end
+    ) {
+      throw new RangeError(
+        `Cannot slice as [start, end) must lie within [0, ${n}] of dimension ${dim}: current value is [${start}, ${end})`,
+      );
+    }
+    const shape = [...this.shape];
+    shape[dim] = end - start;
+    return new WebGpuTensor(
+      this.kernels,
+      this.#storage,
+      shape,
+      this.strides,
+      this.offset + start * this.strides[dim]!,
+    );
+  }
+
+  /** A view with the dimensions reordered: result dimension k is this tensor's `dims[k]`. */
+  permute(dims: readonly number[]): WebGpuTensor {
+    const rank = this.shape.length;
+    const sorted = [...dims].sort((a, b) => a - b);
+    if (dims.length !== rank || !sorted.every((d, i) => d === i)) {
+      throw new RangeError(
+        `Cannot permute as 'dims' must be a permutation of 0..${
+          rank - 1
+        }: current value is ${formatShape(dims)}`,
+      );
+    }
+    return new WebGpuTensor(
+      this.kernels,
+      this.#storage,
+      dims.map((d) => this.shape[d]!),
+      dims.map((d) => this.strides[d]!),
+      this.offset,
+    );
+  }
+
+  /** Whether the elements are laid out row-major without gaps. */
+  isContiguous(): boolean {
+    let expected = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      const n = this.shape[i]!;
+      if (n !== 1 && this.strides[i] !== expected) return false;
+      expected *= n;
+    }
+    return true;
+  }
+
+  /** Reads the elements back into a new CPU {@link Tensor} (see {@link WebGpuKernels.read}). */
+  read(): Promise<Tensor> {
+    return this.kernels.read(this);
+  }
+
+  /** Releases the buffer (see {@link WebGpuKernels.release}). */
+  release(): void {
+    this.kernels.release(this);
+  }
+}
+
+/** Counters of what the backend has done, to check that steady-state stepping allocates nothing. */
+export interface WebGpuStats {
+  /** `createBuffer` calls (storage, staging and uniform buffers). */
+  buffersCreated: number;
+  /** Compute pipelines compiled (one per kernel key). */
+  pipelines: number;
+  /** Command buffers submitted. */
+  submits: number;
+  /** Compute dispatches recorded. */
+  dispatches: number;
+}
+
+// One operand as a kernel binds it: the buffer range and the view's layout relative to it.
+interface Bound {
+  buffer: GPUBuffer;
+  start: number;
+  bytes: number;
+  offset: number;
+  strides: readonly number[];
+}
+
+interface Dispatch {
+  pipeline: string;
+  operands: readonly Bound[];
+  groups: readonly [number, number];
+}
+
+const STORAGE_USAGE = 0x80; // GPUBufferUsage.STORAGE, without touching the global where WebGPU is missing
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+const MAP_READ = 0x01;
+const UNIFORM = 0x40;
+const MAX_DISPATCHES = 9; // threshold: 4 × (histogram, scan) + apply
+
+/**
+ * The kernels on a `GPUDevice`, plus the tensor plumbing: upload, wrap, read back, release.
+ * Pipelines are compiled once per kernel key; shapes, strides, offsets and coefficients go in a
+ * uniform block, so every step reuses the same pipelines. Buffers of released tensors and of
+ * readbacks are pooled by size, so a loop that releases (or passes `out`) creates no buffers
+ * in steady state.
+ *
+ * @example Step on the device
+ * ```ts
+ * import { DPMSolverMultistepInverseScheduler, requestWebGpuKernels, Tensor } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const gpu = await requestWebGpuKernels();
+ * if (gpu) {
+ *   const scheduler = new DPMSolverMultistepInverseScheduler();
+ *   scheduler.setTimesteps(10);
+ *   let sample = gpu.upload(Tensor.from([0.5, -0.25, 1, 0], [1, 1, 2, 2]));
+ *   for (const t of scheduler.timesteps) {
+ *     const eps = gpu.upload(Tensor.from([0.1, 0.2, 0.3, 0.4], [1, 1, 2, 2]));
+ *     const next = scheduler.step(eps, t, sample).prevSample;
+ *     eps.release();
+ *     sample.release();
+ *     sample = next;
+ *   }
+ *   assert.equal((await sample.read()).size, 4);
+ *   gpu.destroy();
+ * }
+ * ```
+ */
+export class WebGpuKernels implements Kernels<WebGpuTensor> {
+  readonly name = "webgpu";
+  /** The device the kernels run on. */
+  readonly device: GPUDevice;
+  readonly #ownsDevice: boolean;
+  readonly #maxGroups: number;
+  readonly #pipelines = new Map<string, GPUComputePipeline>();
+  readonly #layouts = new Map<number, GPUBindGroupLayout>();
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  readonly #bufferIds = new WeakMap<GPUBuffer, number>();
+  readonly #pool = new Map<number, GPUBuffer[]>();
+  readonly #stagingPool = new Map<number, GPUBuffer[]>();
+  readonly #created = new Set<GPUBuffer>();
+  readonly #uniforms: GPUBuffer;
+  readonly #params = new ArrayBuffer(PARAMS_BYTES * MAX_DISPATCHES);
+  #scratch: { hist: GPUBuffer; state: GPUBuffer; rows: number } | null = null;
+  #nextId = 0;
+  readonly #stats: WebGpuStats = {
+    buffersCreated: 0,
+    pipelines: 0,
+    submits: 0,
+    dispatches: 0,
+  };
+
+  /**
+   * Kernels on `device` (not destroyed by `destroy()` unless `ownsDevice`).
+   *
+   * @param device The device, e.g. one shared with the model runtime.
+   * @param options `maxWorkgroupsPerDimension`; `ownsDevice` makes `destroy()` destroy the device.
+   */
+  constructor(
+    device: GPUDevice,
+    options: WebGpuKernelsOptions & { ownsDevice?: boolean } = {},
+  ) {
+    this.device = device;
+    this.#ownsDevice = options.ownsDevice ?? false;
+    this.#maxGroups = Math.min(
+      device.limits.maxComputeWorkgroupsPerDimension,
+      options.maxWorkgroupsPerDimension ?? Infinity,
+    );
+    this.#uniforms = this.#createBuffer(
+      PARAMS_BYTES * MAX_DISPATCHES,
+      UNIFORM | COPY_DST,
+    );
+  }
+
+  /** What the backend has done so far (a copy). */
+  get stats(): WebGpuStats {
+    return { ...this.#stats };
+  }
+
+  owns(value: unknown): value is WebGpuTensor {
+    return value instanceof WebGpuTensor && value.kernels === this;
+  }
+
+  /** A new contiguous tensor (contents unspecified), from the pool when a buffer fits. */
+  empty(shape: readonly number[]): WebGpuTensor {
+    const bytes = pooledSize(sizeOf(shape) * 4);
+    const buffer = this.#pool.get(bytes)?.pop() ??
+      this.#createBuffer(bytes, STORAGE_USAGE | COPY_SRC | COPY_DST);
+    return new WebGpuTensor(
+      this,
+      { buffer, owned: true, released: false },
+      shape,
+      rowMajorStrides(shape),
+      0,
+    );
+  }
+
+  /** Copies a CPU tensor to a new device tensor (a non-contiguous one is made contiguous first). */
+  upload(tensor: Tensor): WebGpuTensor {
+    if (!(tensor instanceof Tensor)) {
+      throw new TypeError(
+        `Cannot upload as 'tensor' must be a Tensor: current value is ${
+          describe(tensor)
+        }`,
+      );
+    }
+    const out = this.empty(tensor.shape);
+    const source = tensor.contiguous();
+    if (source.size > 0) {
+      this.device.queue.writeBuffer(
+        out.buffer,
+        0,
+        source.data as Float32Array<ArrayBuffer>,
+        source.offset,
+        source.size,
+      );
+    }
+    return out;
+  }
+
+  /**
+   * A view over an existing buffer (float32 elements, e.g. a model runtime's output), without
+   * copying. The buffer needs `STORAGE` usage (and `COPY_SRC` to be read back); it stays the
+   * caller's: `release` forgets it but does not destroy it.
+   *
+   * @throws {TypeError} A buffer without `STORAGE` usage.
+   * @throws {RangeError} A view reaching outside the buffer.
+   */
+  wrap(
+    buffer: GPUBuffer,
+    shape: readonly number[],
+    layout: { strides?: readonly number[]; offset?: number } = {},
+  ): WebGpuTensor {
+    if ((buffer.usage & STORAGE_USAGE) === 0) {
+      throw new TypeError(
+        `Cannot wrap a GPUBuffer as its usage must include GPUBufferUsage.STORAGE: current usage is ${buffer.usage}`,
+      );
+    }
+    const strides = layout.strides ?? rowMajorStrides(shape);
+    const offset = layout.offset ?? 0;
+    // The Tensor constructor's checks, on a stand-in of the buffer's length.
+    const floats = Math.floor(buffer.size / 4);
+    if (
+      !shape.every((n) => Number.isInteger(n) && n >= 0) ||
+      strides.length !== shape.length || !strides.every(Number.isInteger) ||
+      !Number.isInteger(offset) || offset < 0
+    ) {
+      throw new RangeError(
+        `Cannot wrap a GPUBuffer as shape ${formatShape(shape)}, strides ${
+          formatShape(strides)
+        } and offset ${offset} are not a valid layout`,
+      );
+    }
+    const [lo, hi] = span(shape, strides, offset);
+    if (sizeOf(shape) > 0 && (lo < 0 || hi >= floats)) {
+      throw new RangeError(
+        `Cannot wrap a GPUBuffer as shape ${formatShape(shape)} with strides ${
+          formatShape(strides)
+        } and offset ${offset} reaches outside its ${floats} floats`,
+      );
+    }
+    return new WebGpuTensor(
+      this,
+      { buffer, owned: false, released: false },
+      shape,
+      strides,
+      offset,
+    );
+  }
+
+  /**
+   * Reads a tensor back into a new contiguous CPU {@link Tensor}: the one point where the host
+   * waits for the device. A non-contiguous view is gathered on the device first.
+   */
+  async read(tensor: WebGpuTensor): Promise<Tensor> {
+    this.#check("read", tensor);
+    const size = tensor.size;
+    if (size === 0) return Tensor.zeros(tensor.shape);
+    let source = tensor;
+    let temporary: WebGpuTensor | null = null;
+    if (!tensor.isContiguous()) {
+      temporary = this.empty(tensor.shape);
+      this.copy(temporary, tensor);
+      source = temporary;
+    }
+    const bytes = size * 4;
+    const pooled = pooledSize(bytes);
+    const staging = this.#stagingPool.get(pooled)?.pop() ??
+      this.#createBuffer(pooled, MAP_READ | COPY_DST);
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(
+      source.buffer,
+      source.offset * 4,
+      staging,
+      0,
+      bytes,
+    );
+    this.#submit(encoder);
+    temporary?.release();
+    await staging.mapAsync(MAP_READ, 0, bytes);
+    const data = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+    staging.unmap();
+    pushTo(this.#stagingPool, pooled, staging);
+    return new Tensor(data, tensor.shape);
+  }
+
+  /**
+   * Gives a tensor's buffer back: a buffer this backend allocated returns to its pool (for the
+   * next `empty`), a wrapped one is only forgotten. Every view of the buffer becomes unusable.
+   * Work already submitted that reads the buffer is unaffected.
+   */
+  release(tensor: WebGpuTensor): void {
+    const storage = tensor.storage;
+    if (storage.released) return;
+    storage.released = true;
+    if (storage.owned) {
+      pushTo(this.#pool, storage.buffer.size, storage.buffer);
+    }
+  }
+
+  /**
+   * Destroys every buffer this backend created (pooled or still held by tensors) and, if it
+   * requested the device itself, the device. Wrapped buffers and a shared device are left alone.
+   */
+  destroy(): void {
+    for (const buffer of this.#created) buffer.destroy();
+    this.#created.clear();
+    this.#pool.clear();
+    this.#stagingPool.clear();
+    this.#bindGroups.clear();
+    this.#scratch = null;
+    if (this.#ownsDevice) this.device.destroy();
+  }
+
+  copy(out: WebGpuTensor, x: WebGpuTensor): void {
+    this.#elementwise("copy", out, [x], copyBody, () => {});
+  }
+
+  axpbyDiv(
+    out: WebGpuTensor,
+    a: number,
+    x: WebGpuTensor,
+    b: number,
+    y: WebGpuTensor | null,
+    d: number,
+  ): void {
+    const inputs = y === null ? [x] : [x, y];
+    this.#elementwise(
+      `axpbydiv_${inputs.length}`,
+      out,
+      inputs,
+      axpbyDivBody(y !== null),
+      (coef) => {
+        coef[0] = a;
+        coef[1] = b;
+        coef[2] = d;
+      },
+    );
+  }
+
+  multistep(
+    out: WebGpuTensor,
+    sample: WebGpuTensor,
+    history: readonly WebGpuTensor[],
+    c: MultistepCoefficients,
+    noise: WebGpuTensor | null,
+  ): void {
+    const withNoise = c.e !== 0 && noise !== null;
+    const inputs = [sample, ...history.slice(0, c.order)];
+    if (history.length < c.order) {
+      throw new RangeError(
+        `Cannot run multistep as 'history' must hold ${c.order} tensors: current length is ${history.length}`,
+      );
+    }
+    if (withNoise) inputs.push(noise);
+    this.#elementwise(
+      `multistep_o${c.order}${withNoise ? "_noise" : ""}`,
+      out,
+      inputs,
+      multistepBody(c.order, withNoise),
+      (coef) => {
+        coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
+      },
+    );
+  }
+
+  threshold(x: WebGpuTensor, ratio: number, maxValue: number): void {
+    this.#check("threshold", x);
+    const batch = x.shape[0] ?? 1;
+    const perItem = batch === 0 ? 0 : x.size / batch;
+    if (perItem === 0) return;
+    if (batch > this.#maxGroups) {
+      throw new RangeError(
+        `Cannot threshold as the batch size must be at most ${this.#maxGroups} on this device: current value is ${batch}`,
+      );
+    }
+    // torch.quantile's rank and weight depend only on the sizes: host scalars.
+    const rank = Math.fround(Math.fround(ratio) * (perItem - 1));
+    const below = Math.trunc(rank);
+    const weight = Math.fround(rank - below);
+    const above = weight === 0 ? below : below + 1;
+    const scratch = this.#thresholdScratch(batch);
+    const view = this.#bind([x]);
+    const operands: Bound[] = [
+      view.operands[0]!,
+      wholeBuffer(scratch.hist),
+      wholeBuffer(scratch.state),
+    ];
+    const key = view.flat ? "flat" : "strided";
+    const perRowGroups = Math.min(
+      Math.ceil(perItem / WORKGROUP_SIZE),
+      this.#maxGroups,
+      1024,
+    );
+    const dispatches: Dispatch[] = [];
+    const params = this.#clearParams(MAX_DISPATCHES);
+    for (let pass = 0; pass < 4; pass++) {
+      for (const stage of ["hist", "scan"] as const) {
+        const block = params(dispatches.length);
+        view.write(block);
+        block.meta.set([x.size, view.rank, 0, perItem, pass, below, above], 0);
+        dispatches.push({
+          pipeline: this.#pipeline(
+            `threshold_${stage}_${key}`,
+            3,
+            () =>
+              stage === "hist"
+                ? histogramShader(view.flat)
+                : scanShader(view.flat),
+          ),
+          operands,
+          groups: stage === "hist" ? [perRowGroups, batch] : [batch, 1],
+        });
+      }
+    }
+    const block = params(dispatches.length);
+    view.write(block);
+    block.meta.set([x.size, view.rank, 0, perItem], 0);
+    block.coef.set([weight, Math.fround(1 - weight), Math.fround(maxValue)]);
+    dispatches.push({
+      pipeline: this.#pipeline(
+        `threshold_apply_${key}`,
+        3,
+        () => applyShader(view.flat),
+      ),
+      operands,
+      groups: this.#groups(x.size),
+    });
+    this.#run(dispatches, [scratch.hist]);
+  }
+
+  // Element-wise kernel over out and inputs (all of out's shape).
+  #elementwise(
+    name: string,
+    out: WebGpuTensor,
+    inputs: readonly WebGpuTensor[],
+    body: string,
+    setCoef: (coef: Float32Array) => void,
+  ): void {
+    this.#check(name, out);
+    for (const t of inputs) {
+      this.#check(name, t);
+      if (!sameShape(out.shape, t.shape)) {
+        throw new TypeError(
+          `Cannot run ${name} as the operands' shapes differ: ${
+            formatShape(out.shape)
+          } and ${formatShape(t.shape)}`,
+        );
+      }
+    }
+    if (out.size === 0) return;
+    const operands = [out, ...inputs];
+    const view = this.#bind(operands);
+    const key = `${name}_${view.flat ? "flat" : "strided"}`;
+    const pipeline = this.#pipeline(
+      key,
+      operands.length,
+      () => elementwiseShader(operands.length, view.flat, body),
+    );
+    const block = this.#clearParams(1)(0);
+    view.write(block);
+    block.meta.set([out.size, view.rank, 0], 0);
+    setCoef(block.coef);
+    this.#run([{
+      pipeline,
+      operands: view.operands,
+      groups: this.#groups(out.size),
+    }]);
+  }
+
+  // The operands' buffer ranges and their merged layout (dimensions that every operand walks
+  // contiguously are merged, size-1 dimensions dropped), and a writer of the layout uniforms.
+  #bind(tensors: readonly WebGpuTensor[]) {
+    const shape: number[] = [];
+    const strides: number[][] = tensors.map(() => []);
+    tensors[0]!.shape.forEach((n, d) => {
+      if (n === 1) return;
+      const last = shape.length - 1;
+      if (
+        last >= 0 &&
+        tensors.every((t, k) => strides[k]![last] === t.strides[d]! * n)
+      ) {
+        shape[last]! *= n;
+        tensors.forEach((t, k) => (strides[k]![last] = t.strides[d]!));
+        return;
+      }
+      shape.push(n);
+      tensors.forEach((t, k) => strides[k]!.push(t.strides[d]!));
+    });
+    if (shape.length > MAX_RANK) {
+      throw new RangeError(
+        `Cannot run a WebGPU kernel on shape ${
+          formatShape(tensors[0]!.shape)
+        } as its strided layout needs ${shape.length} dimensions: at most ${MAX_RANK} are supported (make the tensors contiguous)`,
+      );
+    }
+    const flat = shape.length <= 1 && strides.every((s) => (s[0] ?? 1) === 1);
+    const align = this.device.limits.minStorageBufferOffsetAlignment;
+    const maxBinding = this.device.limits.maxStorageBufferBindingSize;
+    const operands: Bound[] = tensors.map((t, k) => {
+      const [lo, hi] = span(t.shape, t.strides, t.offset);
+      const start = Math.floor((lo * 4) / align) * align;
+      const bytes = Math.max((hi + 1) * 4 - start, 4);
+      if (bytes > maxBinding) {
+        throw new RangeError(
+          `Cannot run a WebGPU kernel on shape ${
+            formatShape(t.shape)
+          } as it spans ${bytes} bytes: the device binds at most ${maxBinding}`,
+        );
+      }
+      return {
+        buffer: t.buffer,
+        start,
+        bytes,
+        offset: t.offset - start / 4,
+        strides: strides[k]!,
+      };
+    });
+    return {
+      flat,
+      rank: shape.length,
+      operands,
+      write(block: ParamsBlock): void {
+        block.shape.set(shape);
+        operands.forEach((o, k) => {
+          block.strides.set(o.strides, k * MAX_RANK);
+          block.offsets[k] = o.offset;
+        });
+      },
+    };
+  }
+
+  #check(operation: string, tensor: WebGpuTensor): void {
+    if (!this.owns(tensor)) {
+      throw new TypeError(
+        `Cannot ${operation} as an operand is not a tensor of these WebGPU kernels: current value is ${
+          describe(tensor)
+        }`,
+      );
+    }
+    void tensor.buffer; // throws once released
+  }
+
+  // Workgroups for `count` elements: along x up to the limit, then rows along y.
+  #groups(count: number): [number, number] {
+    const total = Math.ceil(count / WORKGROUP_SIZE);
+    const x = Math.min(total, this.#maxGroups);
+    const y = Math.ceil(total / x);
+    if (y > this.#maxGroups) {
+      throw new RangeError(
+        `Cannot run a WebGPU kernel on ${count} elements: at most ${
+          this.#maxGroups ** 2 * WORKGROUP_SIZE
+        } fit one dispatch`,
+      );
+    }
+    return [x, y];
+  }
+
+  #pipeline(
+    key: string,
+    storageBindings: number,
+    code: () => string,
+  ): string {
+    if (!this.#pipelines.has(key)) {
+      const module = this.device.createShaderModule({
+        label: key,
+        code: code(),
+      });
+      this.#pipelines.set(
+        key,
+        this.device.createComputePipeline({
+          label: key,
+          layout: this.device.createPipelineLayout({
+            bindGroupLayouts: [this.#layout(storageBindings)],
+          }),
+          compute: { module, entryPoint: "main" },
+        }),
+      );
+      this.#stats.pipelines++;
+    }
+    return key;
+  }
+
+  #layout(storageBindings: number): GPUBindGroupLayout {
+    let layout = this.#layouts.get(storageBindings);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [{
+        binding: 0,
+        visibility: 4, // GPUShaderStage.COMPUTE
+        buffer: { type: "uniform" },
+      }];
+      for (let k = 1; k <= storageBindings; k++) {
+        entries.push({
+          binding: k,
+          visibility: 4,
+          buffer: { type: "storage" },
+        });
+      }
+      layout = this.device.createBindGroupLayout({ entries });
+      this.#layouts.set(storageBindings, layout);
+    }
+    return layout;
+  }
+
+  // Bind groups are cached by (slot, operand ranges): a steady loop creates none.
+  #bindGroup(slot: number, operands: readonly Bound[]): GPUBindGroup {
+    const key = `${slot}|${
+      operands.map((o) => `${this.#id(o.buffer)}:${o.start}:${o.bytes}`).join(
+        ",",
+      )
+    }`;
+    let group = this.#bindGroups.get(key);
+    if (!group) {
+      if (this.#bindGroups.size >= 1024) this.#bindGroups.clear();
+      group = this.device.createBindGroup({
+        layout: this.#layout(operands.length),
+        entries: [
+          {
+            binding: 0,
+            resource: {
+              buffer: this.#uniforms,
+              offset: slot * PARAMS_BYTES,
+              size: PARAMS_BYTES,
+            },
+          },
+          ...operands.map((o, k) => ({
+            binding: k + 1,
+            resource: { buffer: o.buffer, offset: o.start, size: o.bytes },
+          })),
+        ],
+      });
+      this.#bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  #id(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.#nextId++;
+      this.#bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+
+  // Zeroed uniform blocks for `count` dispatches, as typed views per field.
+  #clearParams(count: number): (slot: number) => ParamsBlock {
+    new Uint8Array(this.#params, 0, count * PARAMS_BYTES).fill(0);
+    this.#paramsUsed = count;
+    return (slot) => paramsBlock(this.#params, slot);
+  }
+  #paramsUsed = 0;
+
+  // Writes the uniform blocks, records the dispatches in one compute pass and submits. The
+  // uniform buffer is rewritten by every call: queue.writeBuffer is ordered with submits, so
+  // earlier submitted work still sees its own blocks.
+  #run(
+    dispatches: readonly Dispatch[],
+    clear: readonly GPUBuffer[] = [],
+  ): void {
+    const { queue } = this.device;
+    queue.writeBuffer(
+      this.#uniforms,
+      0,
+      this.#params,
+      0,
+      this.#paramsUsed * PARAMS_BYTES,
+    );
+    const encoder = this.device.createCommandEncoder();
+    for (const buffer of clear) encoder.clearBuffer(buffer);
+    const pass = encoder.beginComputePass();
+    dispatches.forEach((d, slot) => {
+      pass.setPipeline(this.#pipelines.get(d.pipeline)!);
+      pass.setBindGroup(0, this.#bindGroup(slot, d.operands));
+      pass.dispatchWorkgroups(d.groups[0], d.groups[1]);
+      this.#stats.dispatches++;
+    });
+    pass.end();
+    this.#submit(encoder);
+  }
+
+  #submit(encoder: GPUCommandEncoder): void {
+    this.device.queue.submit([encoder.finish()]);
+    this.#stats.submits++;
+  }
+
+  #thresholdScratch(rows: number): { hist: GPUBuffer; state: GPUBuffer } {
+    if (!this.#scratch || this.#scratch.rows < rows) {
+      for (const old of [this.#scratch?.hist, this.#scratch?.state]) {
+        if (!old) continue;
+        this.#created.delete(old);
+        old.destroy(); // submitted work that reads it still completes
+      }
+      this.#scratch = {
+        hist: this.#createBuffer(
+          rows * HIST_STRIDE * 4,
+          STORAGE_USAGE | COPY_DST,
+        ),
+        state: this.#createBuffer(rows * STATE_STRIDE * 4, STORAGE_USAGE),
+        rows,
+      };
+    }
+    return this.#scratch;
+  }
+
+  #createBuffer(size: number, usage: number): GPUBuffer {
+    const buffer = this.device.createBuffer({ size, usage });
+    this.#created.add(buffer);
+    this.#stats.buffersCreated++;
+    return buffer;
+  }
+}
+
+interface ParamsBlock {
+  coef: Float32Array;
+  meta: Uint32Array;
+  shape: Uint32Array;
+  strides: Int32Array;
+  offsets: Uint32Array;
+}
+
+function paramsBlock(buffer: ArrayBuffer, slot: number): ParamsBlock {
+  const base = slot * PARAMS_BYTES;
+  const words = (at: number) => base + at * 4;
+  return {
+    coef: new Float32Array(buffer, words(PARAMS.coef), 12),
+    meta: new Uint32Array(buffer, words(PARAMS.meta), 8),
+    shape: new Uint32Array(buffer, words(PARAMS.shape), MAX_RANK),
+    strides: new Int32Array(
+      buffer,
+      words(PARAMS.strides),
+      MAX_OPERANDS * MAX_RANK,
+    ),
+    offsets: new Uint32Array(buffer, words(PARAMS.offsets), 8),
+  };
+}
+
+function wholeBuffer(buffer: GPUBuffer): Bound {
+  return { buffer, start: 0, bytes: buffer.size, offset: 0, strides: [] };
+}
+
+// Lowest and highest element index a layout touches.
+function span(
+  shape: readonly number[],
+  strides: readonly number[],
+  offset: number,
+): [number, number] {
+  let lo = offset;
+  let hi = offset;
+  shape.forEach((n, i) => {
+    const reach = (Math.max(n, 1) - 1) * strides[i]!;
+    if (reach < 0) lo += reach;
+    else hi += reach;
+  });
+  return [lo, hi];
+}
+
+// Pool buckets: sizes rounded up to 256 bytes (at least 256).
+function pooledSize(bytes: number): number {
+  return Math.max(256, Math.ceil(bytes / 256) * 256);
+}
+
+function pushTo(
+  pool: Map<number, GPUBuffer[]>,
+  key: number,
+  buffer: GPUBuffer,
+) {
+  const list = pool.get(key);
+  if (list) list.push(buffer);
+  else pool.set(key, [buffer]);
+}
+
+function describe(value: unknown): string {
+  if (value === null || typeof value !== "object") return String(value);
+  return (value as object).constructor?.name ?? "object";
+}

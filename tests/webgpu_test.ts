@@ -1,0 +1,445 @@
+// The WebGPU backend against the CPU backend and diffusers: every reference case of
+// reference/manifest.json stepped on the device, and the kernels on their own (strided views,
+// thresholding, noise, split dispatches). Tolerances: GPU vs CPU within 1e-6 × max(1, max|x|);
+// GPU vs diffusers as tests/multistep_inverse_test.ts (1e-5 per step, 1e-4 for a whole loop).
+import assert from "node:assert/strict";
+import {
+  cpuKernels,
+  DPMSolverMultistepInverseScheduler,
+  multistepCoefficients,
+  requestWebGpuKernels,
+  sigmaToAlphaSigma,
+  Tensor,
+  WebGpuKernels,
+  type WebGpuTensor,
+} from "../mod.ts";
+import { adapterName, available, ignore, required } from "./_gpu.ts";
+import {
+  cases,
+  float32,
+  int32,
+  maxAbs,
+  maxAbsDiff,
+  type ReferenceCase,
+  row,
+  savedConfig,
+  standinModel,
+} from "./_reference.ts";
+
+const GPU_TOLERANCE = 1e-6;
+const STEP_TOLERANCE = 1e-5;
+const LOOP_TOLERANCE = 1e-4;
+
+Deno.test({
+  name: "WebGPU adapter exists under CI=true",
+  ignore: !required,
+  fn() {
+    assert.ok(
+      available,
+      "CI=true but navigator.gpu has no adapter: install mesa-vulkan-drivers",
+    );
+  },
+});
+
+// One device for the whole file (pipelines compile once); the last test destroys it.
+const gpu = ignore ? null : await requestWebGpuKernels();
+
+function gpuTest(name: string, fn: (gpu: WebGpuKernels) => Promise<void>) {
+  Deno.test({
+    name,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      assert.ok(gpu, `no WebGPU device on adapter ${adapterName}`);
+      gpu.device.pushErrorScope("validation");
+      await fn(gpu);
+      const error = await gpu.device.popErrorScope();
+      assert.equal(error, null, error?.message);
+    },
+  });
+}
+
+const worst = {
+  cpu: { error: 0, case: "" },
+  step: { error: 0, case: "" },
+  loop: { error: 0, case: "" },
+};
+let exact = 0;
+let compared = 0;
+
+function relative(a: Tensor, b: Tensor): number {
+  return maxAbsDiff(a, b) / Math.max(1, maxAbs(b));
+}
+
+function checkCpu(gpuResult: Tensor, cpuResult: Tensor, where: string) {
+  const error = relative(gpuResult, cpuResult);
+  compared++;
+  if (error === 0) exact++;
+  if (!(error <= worst.cpu.error)) worst.cpu = { error, case: where };
+  assert.ok(
+    error <= GPU_TOLERANCE,
+    `${where}: GPU vs CPU relative error ${error}`,
+  );
+}
+
+async function schedulerFor(
+  c: ReferenceCase,
+): Promise<DPMSolverMultistepInverseScheduler> {
+  const scheduler = DPMSolverMultistepInverseScheduler.fromConfig(
+    await savedConfig(c),
+  );
+  scheduler.setTimesteps(c.num_inference_steps);
+  return scheduler;
+}
+
+for (const c of cases) {
+  if (c.kind === "add_noise") {
+    gpuTest(
+      `${c.name}: addNoise on WebGPU matches CPU and diffusers`,
+      async (gpu) => {
+        const scheduler = await schedulerFor(c);
+        const original = await float32(c, "original.npy");
+        const noise = await float32(c, "noise.npy");
+        const timesteps = await int32(c, "noise_timesteps.npy");
+        const [x, n] = [gpu.upload(original), gpu.upload(noise)];
+        const noisy = scheduler.addNoise(x, n, timesteps);
+        const result = await noisy.read();
+        checkCpu(
+          result,
+          scheduler.addNoise(original, noise, timesteps),
+          c.name,
+        );
+        const expected = await float32(c, "noisy.npy");
+        assert.ok(relative(result, expected) <= STEP_TOLERANCE);
+        for (const t of [x, n, noisy]) t.release();
+      },
+    );
+    continue;
+  }
+
+  gpuTest(`${c.name}: WebGPU steps match CPU and diffusers`, async (gpu) => {
+    const onGpu = await schedulerFor(c);
+    const onCpu = await schedulerFor(c);
+    const samples = await float32(c, "samples.npy");
+    const modelOutputs = await float32(c, "model_outputs.npy");
+    // Reads are started at once and awaited together: each wait costs a device poll.
+    const pending: Promise<Tensor>[] = [];
+    const cpuResults: Tensor[] = [];
+    for (let i = 0; i < c.steps; i++) {
+      const t = onGpu.timesteps[Math.min(i, onGpu.timesteps.length - 1)]!;
+      const sample = row(samples, i);
+      const modelOutput = row(modelOutputs, i);
+      const [x, m] = [gpu.upload(sample), gpu.upload(modelOutput)];
+      const out = onGpu.step(m, t, x).prevSample;
+      pending.push(out.read()); // the copy is recorded now, so the buffers may go back
+      for (const tensor of [x, m, out]) tensor.release();
+      cpuResults.push(onCpu.step(modelOutput, t, sample).prevSample);
+    }
+    (await Promise.all(pending)).forEach((result, i) => {
+      const where = `${c.name} step ${i}`;
+      checkCpu(result, cpuResults[i]!, where);
+      const error = relative(result, row(samples, i + 1));
+      if (error > worst.step.error) worst.step = { error, case: where };
+      assert.ok(error <= STEP_TOLERANCE, `${where}: vs diffusers ${error}`);
+    });
+
+    // A whole inversion with the stand-in model (evaluated on the CPU: a test-only readback).
+    const loopGpu = await schedulerFor(c);
+    const loopCpu = await schedulerFor(c);
+    let sample = gpu.upload(row(samples, 0).clone());
+    let cpuSample = row(samples, 0).clone();
+    for (const t of loopGpu.timesteps) {
+      const host = await sample.read();
+      const output = gpu.upload(standinModel(host, t, c.learned_variance));
+      const next = loopGpu.step(output, t, sample).prevSample;
+      output.release();
+      sample.release();
+      sample = next;
+      cpuSample = loopCpu.step(
+        standinModel(cpuSample, t, c.learned_variance),
+        t,
+        cpuSample,
+      ).prevSample;
+    }
+    const result = await sample.read();
+    sample.release();
+    checkCpu(result, cpuSample, `${c.name} loop`);
+    const error = relative(result, row(samples, c.steps));
+    if (error > worst.loop.error) worst.loop = { error, case: c.name };
+    assert.ok(error <= LOOP_TOLERANCE, `loop vs diffusers ${error}`);
+  });
+}
+
+// Deterministic values in [-scale, scale), with some repeats (ties in the quantile).
+function values(shape: readonly number[], seed: number, scale = 3): Tensor {
+  let state = seed >>> 0;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const v = (state / 2 ** 32 - 0.5) * 2 * scale;
+    data[i] = i % 7 === 3 ? data[i - 1]! : v;
+  }
+  return new Tensor(data, shape);
+}
+
+async function same(gpuTensor: WebGpuTensor, cpuTensor: Tensor, what: string) {
+  checkCpu(await gpuTensor.read(), cpuTensor, what);
+}
+
+gpuTest(
+  "multistep() orders 1-3 with noise match the CPU on permuted views",
+  async (gpu) => {
+    const shape = [2, 3, 5, 7];
+    const bases = [1, 2, 3, 4, 5].map((seed) => values([7, 2, 5, 3], seed));
+    const dims = [1, 3, 2, 0];
+    const [x, m0, m1, m2, noise] = bases.map((t) => t.permute(dims));
+    const onGpu = bases.map((t) => gpu.upload(t));
+    const [gx, g0, g1, g2, gn] = onGpu.map((t) => t.permute(dims));
+    // Descending sigmas, as the forward (SDE-capable) direction steps.
+    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
+    for (const order of [1, 2, 3] as const) {
+      for (
+        const algorithm of [
+          "dpmsolver++",
+          "dpmsolver",
+          "sde-dpmsolver++",
+          "sde-dpmsolver",
+        ] as const
+      ) {
+        for (const solver of ["midpoint", "heun"] as const) {
+          if (order === 3 && algorithm === "sde-dpmsolver") continue;
+          const c = multistepCoefficients(order, algorithm, solver, points)!;
+          const expected = Tensor.zeros(shape);
+          cpuKernels.multistep(
+            expected,
+            x!,
+            [m0!, m1!, m2!].slice(0, order),
+            c,
+            noise!,
+          );
+          const out = gpu.empty(shape);
+          gpu.multistep(out, gx!, [g0!, g1!, g2!].slice(0, order), c, gn!);
+          await same(
+            out,
+            expected,
+            `multistep ${order} ${algorithm} ${solver}`,
+          );
+          out.release();
+        }
+      }
+    }
+    for (const t of onGpu) t.release();
+  },
+);
+
+gpuTest("axpbyDiv() and copy() read strided channel slices", async (gpu) => {
+  const doubled = values([2, 6, 4, 4], 11);
+  const sample = values([2, 3, 4, 4], 12);
+  const [gd, gs] = [gpu.upload(doubled), gpu.upload(sample)];
+  const a = Math.fround(0.7), b = Math.fround(-0.3), d = Math.fround(0.9);
+  const expected = Tensor.zeros(sample.shape);
+  cpuKernels.axpbyDiv(expected, a, sample, b, doubled.slice(1, 0, 3), d);
+  const out = gpu.empty(sample.shape);
+  gpu.axpbyDiv(out, a, gs, b, gd.slice(1, 0, 3), d);
+  await same(out, expected, "axpbyDiv");
+  cpuKernels.axpbyDiv(expected, a, doubled.slice(1, 3, 6), b, null, d);
+  gpu.axpbyDiv(out, a, gd.slice(1, 3, 6), b, null, d);
+  await same(out, expected, "axpbyDiv without y");
+  gpu.copy(out, gd.slice(1, 3, 6));
+  await same(out, doubled.slice(1, 3, 6).clone(), "copy");
+  // Read back a view directly (gathered on the device).
+  await same(gd.slice(1, 1, 4), doubled.slice(1, 1, 4).clone(), "read view");
+  for (const t of [gd, gs, out]) t.release();
+});
+
+gpuTest(
+  "threshold() matches torch.quantile on the device for every ratio",
+  async (gpu) => {
+    const shapes = [[1, 1], [3, 5, 7], [2, 3, 5, 3], [1, 1, 9], [
+      2,
+      300_001,
+    ], [4, 3, 64, 64]];
+    let seed = 100;
+    for (const shape of shapes) {
+      for (const ratio of [0, 0.5, 0.87, 0.995, 0.9999, 1]) {
+        for (const maxValue of [1, 1.5, 30]) {
+          const x = values(shape, seed++, 4);
+          const g = gpu.upload(x);
+          cpuKernels.threshold(x, ratio, maxValue);
+          gpu.threshold(g, ratio, maxValue);
+          await same(g, x, `threshold ${shape} ${ratio} ${maxValue}`);
+          g.release();
+        }
+      }
+    }
+    // A permuted (strided) view, thresholded in place through the view.
+    const base = values([5, 4, 3], 7);
+    const gbase = gpu.upload(base);
+    cpuKernels.threshold(base.permute([2, 0, 1]), 0.9, 2);
+    gpu.threshold(gbase.permute([2, 0, 1]), 0.9, 2);
+    await same(gbase, base, "threshold strided");
+    gbase.release();
+    // NaN anywhere in an item makes the whole item NaN, as torch.quantile does.
+    const withNaN = values([2, 10], 3);
+    withNaN.data[4] = NaN;
+    const gn = gpu.upload(withNaN);
+    gpu.threshold(gn, 0.9, 2);
+    const result = (await gn.read()).toFloat32Array();
+    assert.ok(result.slice(0, 10).every(Number.isNaN));
+    assert.ok(!result.slice(10).some(Number.isNaN));
+    gn.release();
+  },
+);
+
+gpuTest(
+  "dispatches split along y beyond maxComputeWorkgroupsPerDimension",
+  async (gpu) => {
+    const small = new WebGpuKernels(gpu.device, {
+      maxWorkgroupsPerDimension: 4,
+    });
+    const shape = [2, 5, 401]; // 4010 elements: 16 workgroups, as 4 × 4
+    const x = values(shape, 21);
+    const m = values(shape, 22);
+    const [gx, gm] = [small.upload(x), small.upload(m)];
+    const out = small.empty(shape);
+    const points = [2, 1.5].map((s) => sigmaToAlphaSigma(s, false));
+    const c = multistepCoefficients(1, "dpmsolver++", "midpoint", points)!;
+    const expected = Tensor.zeros(shape);
+    cpuKernels.multistep(expected, x, [m], c, null);
+    small.multistep(out, gx, [gm], c, null);
+    await same(out, expected, "split multistep");
+    cpuKernels.threshold(x, 0.95, 2);
+    small.threshold(gx, 0.95, 2);
+    await same(gx, x, "split threshold");
+    small.destroy();
+  },
+);
+
+gpuTest(
+  "step() keeps GPU tensors on the device and allocates nothing in steady state",
+  async (gpu) => {
+    const scheduler = new DPMSolverMultistepInverseScheduler({
+      solver_order: 3,
+      thresholding: true,
+      algorithm_type: "dpmsolver++",
+    });
+    scheduler.setTimesteps(20);
+    const shape = [2, 4, 8, 8];
+    const modelOutput = gpu.upload(values(shape, 5, 1));
+    let sample = gpu.upload(values(shape, 6, 1));
+    let spare = gpu.empty(shape);
+    let before = gpu.stats;
+    scheduler.timesteps.forEach((t, i) => {
+      if (i === 4) before = gpu.stats; // after the history window and the pipelines are warm
+      const out = scheduler.step(modelOutput, t, sample, { out: spare })
+        .prevSample;
+      assert.ok(gpu.owns(out));
+      spare = sample;
+      sample = out;
+    });
+    const after = gpu.stats;
+    assert.equal(after.buffersCreated, before.buffersCreated);
+    assert.equal(after.pipelines, before.pipelines);
+    assert.ok(after.submits > before.submits);
+    assert.ok((await sample.read()).toFloat32Array().every(Number.isFinite));
+    for (const t of [modelOutput, sample, spare]) t.release();
+  },
+);
+
+gpuTest(
+  "mixing CPU and GPU tensors, or two devices' tensors, is a TypeError",
+  async (gpu) => {
+    const scheduler = new DPMSolverMultistepInverseScheduler();
+    scheduler.setTimesteps(10);
+    const cpu = Tensor.zeros([1, 1, 2, 2]);
+    const onGpu = gpu.upload(cpu);
+    const t = scheduler.timesteps[0]!;
+    assert.throws(
+      // deno-lint-ignore no-explicit-any
+      () => scheduler.step(cpu as any, t, onGpu),
+      (e: Error) =>
+        e instanceof TypeError && /different backends/.test(e.message),
+    );
+    const other = new WebGpuKernels(gpu.device);
+    const foreign = other.upload(cpu);
+    assert.throws(() => scheduler.step(foreign, t, onGpu), TypeError);
+    assert.throws(() => gpu.copy(onGpu, foreign), TypeError);
+    other.destroy();
+    onGpu.release();
+    assert.throws(() => gpu.copy(gpu.empty([1, 1, 2, 2]), onGpu), /released/);
+    await Promise.resolve();
+  },
+);
+
+gpuTest(
+  "wrap() views an existing GPUBuffer with strides and offset",
+  async (gpu) => {
+    const data = Float32Array.from({ length: 40 }, (_, i) => i - 20);
+    const buffer = gpu.device.createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
+        GPUBufferUsage.COPY_DST,
+    });
+    gpu.device.queue.writeBuffer(buffer, 0, data);
+    const view = gpu.wrap(buffer, [3, 4], { strides: [10, 2], offset: 5 });
+    const expected = new Tensor(data, [3, 4], [10, 2], 5);
+    await same(view, expected.clone(), "wrap read");
+    const out = gpu.empty([3, 4]);
+    gpu.axpbyDiv(out, 2, view, 1, view, 1);
+    const twice = Tensor.zeros([3, 4]);
+    cpuKernels.axpbyDiv(twice, 2, expected, 1, expected, 1);
+    await same(out, twice, "wrap axpbyDiv");
+    assert.throws(
+      () => gpu.wrap(buffer, [3, 4], { strides: [10, 2], offset: 20 }),
+      RangeError,
+    );
+    const uniform = gpu.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.UNIFORM,
+    });
+    assert.throws(() => gpu.wrap(uniform, [4]), TypeError);
+    view.release(); // forgets, does not destroy: the buffer is still usable
+    gpu.device.queue.writeBuffer(buffer, 0, data);
+    out.release();
+    buffer.destroy();
+    uniform.destroy();
+  },
+);
+
+gpuTest(
+  "requestWebGpuKernels({ device }) shares the device and leaves it alive",
+  async (gpu) => {
+    const shared = await requestWebGpuKernels({ device: gpu.device });
+    assert.ok(shared);
+    assert.equal(shared.device, gpu.device);
+    const x = shared.upload(Tensor.from([1, 2, 3]));
+    assert.deepEqual(Array.from((await x.read()).toFloat32Array()), [1, 2, 3]);
+    shared.destroy();
+    const y = gpu.upload(Tensor.from([4]));
+    assert.deepEqual(Array.from((await y.read()).toFloat32Array()), [4]);
+    y.release();
+  },
+);
+
+Deno.test({
+  name: "WebGPU parity summary",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn() {
+    console.log(
+      `WebGPU on ${adapterName}: ${exact}/${compared} results bit-equal to the CPU; worst GPU vs CPU ${
+        worst.cpu.error.toExponential(2)
+      } (${worst.cpu.case}); worst step vs diffusers ${
+        worst.step.error.toExponential(2)
+      } (${worst.step.case}); worst loop vs diffusers ${
+        worst.loop.error.toExponential(2)
+      } (${worst.loop.case})`,
+    );
+    gpu?.destroy();
+    gpu?.device.destroy();
+    assert.ok(compared > 0);
+  },
+});
