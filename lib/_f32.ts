@@ -39,9 +39,58 @@ function roundHalfEvenInt(x: number): number {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** torch's float32 `log` of a 0-d tensor (glibc `logf`, correctly rounded). */
-export function logF32(x: number): number {
-  return f32(Math.log(x));
+// SLEEF's logf_u1 (AVX2, double-float arithmetic with fused multiply-adds), torch 1.13's float32
+// `log`; it is not correctly rounded either (e.g. log(0.72393739f)).
+const FLT_MIN = 1.1754943508222875e-38;
+const LN2_HI = f32(0.69314718246459960938);
+const LN2_LO = f32(-1.904654323148236017e-09);
+const LOG_POLY = [0.3027294874, 0.3996108174, 0.666669488].map(f32);
+const logBits = new Uint32Array(1);
+const logFloat = new Float32Array(logBits.buffer);
+
+/** torch's float32 `log` (SLEEF `logf_u1`), bit for bit. */
+export function logF32(d: number): number {
+  if (d !== d || d < 0) return NaN;
+  if (d === 0) return -Infinity;
+  if (d === Infinity) return Infinity;
+  const subnormal = d < FLT_MIN;
+  const x = subnormal ? f32(d * 18446744073709551616) : d;
+  logFloat[0] = f32(x * f32(1 / 0.75));
+  let e = ((logBits[0]! >>> 23) & 0xff) - 0x7f;
+  logFloat[0] = x;
+  logBits[0] = logBits[0]! + ((-e << 23) >>> 0);
+  const m = logFloat[0]!;
+  if (subnormal) e -= 64;
+  // s = e·ln2 as a float pair; q = (m − 1) / (m + 1) as a float pair.
+  let sHi = f32(LN2_HI * e);
+  let sLo = fmaF32(LN2_LO, e, fmaF32(LN2_HI, e, -sHi));
+  const [nHi, nLo] = twoSum(-1, m);
+  const [dHi, dLo] = twoSum(1, m);
+  const t0 = f32(1 / dHi);
+  const qHi = f32(nHi * t0);
+  const u = fmaF32(t0, nHi, -qHi);
+  const v = fmaF32(-dLo, t0, fmaF32(-dHi, t0, 1));
+  const qLo = fmaF32(qHi, v, fmaF32(nLo, t0, u));
+  const q2 = f32(qHi * qHi);
+  let t = LOG_POLY[0]!;
+  t = fmaF32(t, q2, LOG_POLY[1]!);
+  t = fmaF32(t, q2, LOG_POLY[2]!);
+  // s += 2q (pair add), then s += q³·t.
+  const twoQHi = f32(qHi * 2);
+  const twoQLo = f32(qLo * 2);
+  let hi = f32(sHi + twoQHi);
+  sLo = f32(f32(f32(f32(sHi - hi) + twoQHi) + sLo) + twoQLo);
+  sHi = hi;
+  const tail = f32(f32(q2 * qHi) * t);
+  hi = f32(sHi + tail);
+  sLo = f32(f32(f32(sHi - hi) + tail) + sLo);
+  return f32(hi + sLo);
+}
+
+function twoSum(x: number, y: number): [number, number] {
+  const s = f32(x + y);
+  const v = f32(s - x);
+  return [s, f32(f32(x - f32(s - v)) + f32(y - v))];
 }
 
 /** torch's float32 `sqrt` (`x ** 0.5`), correctly rounded. */
