@@ -83,3 +83,60 @@ export function forEachRow(
     if (d < 0) return;
   }
 }
+
+/**
+ * The layout of the view `[start, end)` along `dim` of `layout` (same strides, shifted offset).
+ *
+ * @throws {RangeError} A dimension or range outside the layout.
+ */
+export function sliceLayout(
+  layout: Layout,
+  dim: number,
+  start: number,
+  end: number,
+): Layout {
+  const rank = layout.shape.length;
+  if (!Number.isInteger(dim) || dim < 0 || dim >= rank) {
+    throw new RangeError(
+      `Cannot slice as 'dim' must be an integer in [0, ${rank}): current value is ${dim}`,
+    );
+  }
+  const n = layout.shape[dim]!;
+  if (
+    !Number.isInteger(start) || !Number.isInteger(end) || start < 0 ||
+    end > n || start > end
+  ) {
+    throw new RangeError(
+      `Cannot slice as [start, end) must lie within [0, ${n}] of dimension ${dim}: current value is [${start}, ${end})`,
+    );
+  }
+  const shape = [...layout.shape];
+  shape[dim] = end - start;
+  return {
+    shape,
+    strides: layout.strides,
+    offset: layout.offset + start * layout.strides[dim]!,
+  };
+}
+
+/**
+ * The layout with dimensions reordered: result dimension k is `layout`'s `dims[k]`.
+ *
+ * @throws {RangeError} `dims` is not a permutation of the dimensions.
+ */
+export function permuteLayout(layout: Layout, dims: readonly number[]): Layout {
+  const rank = layout.shape.length;
+  const sorted = [...dims].sort((a, b) => a - b);
+  if (dims.length !== rank || !sorted.every((d, i) => d === i)) {
+    throw new RangeError(
+      `Cannot permute as 'dims' must be a permutation of 0..${
+        rank - 1
+      }: current value is ${formatShape(dims)}`,
+    );
+  }
+  return {
+    shape: dims.map((d) => layout.shape[d]!),
+    strides: dims.map((d) => layout.strides[d]!),
+    offset: layout.offset,
+  };
+}

@@ -511,6 +511,36 @@ export function parseConfigJson(
   return parsed as Record<string, unknown>;
 }
 
+/** Options of `fromPretrained`. */
+export interface FromPretrainedOptions {
+  /** Folder inside `dir` holding `scheduler_config.json` (e.g. `"scheduler"` in a pipeline). */
+  subfolder?: string;
+}
+
+/**
+ * Reads and parses `scheduler_config.json` from `dir` (or `dir/subfolder`), as the schedulers'
+ * `fromPretrained` do. Errors name the file.
+ */
+export async function readConfigFile(
+  dir: string,
+  options: FromPretrainedOptions = {},
+): Promise<{ config: Record<string, unknown>; file: string }> {
+  const file = [dir, options.subfolder, "scheduler_config.json"].filter(Boolean)
+    .join("/");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    throw new Error(
+      `Cannot read the scheduler config '${file}': ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return { config: parseConfigJson(text, file), file };
+}
+
 /** Serialises a config as diffusers writes it: sorted keys, 2-space indent, `-Infinity` tokens. */
 export function stringifyConfig(config: Record<string, unknown>): string {
   const sorted = Object.fromEntries(

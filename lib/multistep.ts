@@ -6,7 +6,8 @@
  */
 import {
   type DPMSolverMultistepConfig,
-  parseConfigJson,
+  type FromPretrainedOptions,
+  readConfigFile,
   resolveMultistepConfig,
 } from "./config.ts";
 import {
@@ -14,7 +15,6 @@ import {
   MultistepScheduler,
   type StepOptions,
 } from "./multistep_core.ts";
-import type { FromPretrainedOptions } from "./multistep_inverse.ts";
 import { TorchGenerator } from "./random.ts";
 import { Tensor } from "./tensor.ts";
 import { formatShape, sameShape } from "./_shape.ts";
@@ -121,25 +121,9 @@ export class DPMSolverMultistepScheduler
     dir: string,
     options: FromPretrainedOptions = {},
   ): Promise<DPMSolverMultistepScheduler> {
-    const file = [dir, options.subfolder, "scheduler_config.json"].filter(
-      Boolean,
-    ).join("/");
-    let text: string;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (error) {
-      throw new Error(
-        `Cannot read the scheduler config '${file}': ${
-          (error as Error).message
-        }`,
-        { cause: error },
-      );
-    }
+    const { config, file } = await readConfigFile(dir, options);
     return new DPMSolverMultistepScheduler(
-      resolveMultistepConfig(parseConfigJson(text, file), {
-        ignoreUnknown: true,
-        file,
-      }),
+      resolveMultistepConfig(config, { ignoreUnknown: true, file }),
     );
   }
 

@@ -5,7 +5,8 @@
  * @module
  */
 import {
-  parseConfigJson,
+  type FromPretrainedOptions,
+  readConfigFile,
   resolveConfig,
   type SchedulerConfig,
 } from "./config.ts";
@@ -26,12 +27,6 @@ import {
   roundHalfEven,
   sigmaToT,
 } from "./timesteps.ts";
-
-/** Options of `fromPretrained`. */
-export interface FromPretrainedOptions {
-  /** Folder inside `dir` holding `scheduler_config.json` (e.g. `"scheduler"` in a pipeline). */
-  subfolder?: string;
-}
 
 /**
  * The inverse multistep DPM-Solver scheduler: from a clean sample at t = 0 up the noise schedule
@@ -94,27 +89,8 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
     dir: string,
     options: FromPretrainedOptions = {},
   ): Promise<DPMSolverMultistepInverseScheduler> {
-    const file = [dir, options.subfolder, "scheduler_config.json"].filter(
-      Boolean,
-    ).join("/");
-    let text: string;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (error) {
-      throw new Error(
-        `Cannot read the scheduler config '${file}': ${
-          (error as Error).message
-        }`,
-        {
-          cause: error,
-        },
-      );
-    }
-    return DPMSolverMultistepInverseScheduler.#fromResolved(
-      parseConfigJson(text, file),
-      {},
-      file,
-    );
+    const { config, file } = await readConfigFile(dir, options);
+    return DPMSolverMultistepInverseScheduler.#fromResolved(config, {}, file);
   }
 
   static #fromResolved(

@@ -7,8 +7,10 @@ import {
   forEachRow,
   formatShape,
   isRowMajor,
+  permuteLayout,
   rowMajorStrides,
   sizeOf,
+  sliceLayout,
 } from "./_shape.ts";
 
 /**
@@ -216,48 +218,14 @@ export class Tensor {
 
   /** A view with the dimensions reordered: result dimension k is this tensor's `dims[k]`. */
   permute(dims: readonly number[]): Tensor {
-    const rank = this.shape.length;
-    const sorted = [...dims].sort((a, b) => a - b);
-    if (dims.length !== rank || !sorted.every((d, i) => d === i)) {
-      throw new RangeError(
-        `Cannot permute as 'dims' must be a permutation of 0..${
-          rank - 1
-        }: current value is ${formatShape(dims)}`,
-      );
-    }
-    return new Tensor(
-      this.data,
-      dims.map((d) => this.shape[d]!),
-      dims.map((d) => this.strides[d]!),
-      this.offset,
-    );
+    const { shape, strides, offset } = permuteLayout(this, dims);
+    return new Tensor(this.data, shape, strides, offset);
   }
 
   /** A view of `[start, end)` along dimension `dim` (no copy). */
   slice(dim: number, start: number, end: number = this.shape[dim]!): Tensor {
-    const rank = this.shape.length;
-    if (!Number.isInteger(dim) || dim < 0 || dim >= rank) {
-      throw new RangeError(
-        `Cannot slice as 'dim' must be an integer in [0, ${rank}): current value is ${dim}`,
-      );
-    }
-    const n = this.shape[dim]!;
-    if (
-      !Number.isInteger(start) || !Number.isInteger(end) || start < 0 ||
-      end > n || start > end
-    ) {
-      throw new RangeError(
-        `Cannot slice as [start, end) must lie within [0, ${n}] of dimension ${dim}: current value is [${start}, ${end})`,
-      );
-    }
-    const shape = [...this.shape];
-    shape[dim] = end - start;
-    return new Tensor(
-      this.data,
-      shape,
-      this.strides,
-      this.offset + start * this.strides[dim]!,
-    );
+    const { shape, strides, offset } = sliceLayout(this, dim, start, end);
+    return new Tensor(this.data, shape, strides, offset);
   }
 
   /** This tensor if it is contiguous, else a row-major copy. */

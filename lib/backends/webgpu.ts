@@ -7,7 +7,15 @@
  *
  * @module
  */
-import { formatShape, rowMajorStrides, sameShape, sizeOf } from "../_shape.ts";
+import {
+  formatShape,
+  isRowMajor,
+  permuteLayout,
+  rowMajorStrides,
+  sameShape,
+  sizeOf,
+  sliceLayout,
+} from "../_shape.ts";
 import type { Kernels, TensorView } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
@@ -182,61 +190,31 @@ export class WebGpuTensor implements TensorView<WebGpuTensor> {
     start: number,
     end: number = this.shape[dim]!,
   ): WebGpuTensor {
-    const rank = this.shape.length;
-    if (!Number.isInteger(dim) || dim < 0 || dim >= rank) {
-      throw new RangeError(
-        `Cannot slice as 'dim' must be an integer in [0, ${rank}): current value is ${dim}`,
-      );
-    }
-    const n = this.shape[dim]!;
-    if (
-      !Number.isInteger(start) || !Number.isInteger(end) || start < 0 ||
-      end > n || start > end
-    ) {
-      throw new RangeError(
-        `Cannot slice as [start, end) must lie within [0, ${n}] of dimension ${dim}: current value is [${start}, ${end})`,
-      );
-    }
-    const shape = [...this.shape];
-    shape[dim] = end - start;
+    const { shape, strides, offset } = sliceLayout(this, dim, start, end);
     return new WebGpuTensor(
       this.kernels,
       this.#storage,
       shape,
-      this.strides,
-      this.offset + start * this.strides[dim]!,
+      strides,
+      offset,
     );
   }
 
   /** A view with the dimensions reordered: result dimension k is this tensor's `dims[k]`. */
   permute(dims: readonly number[]): WebGpuTensor {
-    const rank = this.shape.length;
-    const sorted = [...dims].sort((a, b) => a - b);
-    if (dims.length !== rank || !sorted.every((d, i) => d === i)) {
-      throw new RangeError(
-        `Cannot permute as 'dims' must be a permutation of 0..${
-          rank - 1
-        }: current value is ${formatShape(dims)}`,
-      );
-    }
+    const { shape, strides, offset } = permuteLayout(this, dims);
     return new WebGpuTensor(
       this.kernels,
       this.#storage,
-      dims.map((d) => this.shape[d]!),
-      dims.map((d) => this.strides[d]!),
-      this.offset,
+      shape,
+      strides,
+      offset,
     );
   }
 
   /** Whether the elements are laid out row-major without gaps. */
   isContiguous(): boolean {
-    let expected = 1;
-    for (let i = this.shape.length - 1; i >= 0; i--) {
-      const n = this.shape[i]!;
-      if (n !== 1 && this.strides[i] !== expected) return false;
-      expected *= n;
-    }
-    return true;
+    return isRowMajor(this.shape, this.strides);
   }
 
   /** Reads the elements back into a new CPU {@link Tensor} (see {@link WebGpuKernels.read}). */
