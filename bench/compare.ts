@@ -54,7 +54,15 @@ if (Deno.args.includes("--json")) {
   for (const r of all) console.log(JSON.stringify(r));
 } else {
   const cases = [...new Set(all.map((r) => r.case))];
-  const impls = ["diffusers", "ts", "wasm", "wasm-copy-in", "floor", "js-loop"];
+  const impls = [
+    "diffusers",
+    "ts",
+    "wasm",
+    "wasm-copy-in",
+    "wasm-2pass",
+    "floor",
+    "js-loop",
+  ];
   console.log(
     `${"case".padEnd(26)}${
       impls.map((i) => i.padStart(13)).join("")

@@ -1,13 +1,17 @@
 // CPU step benchmark: the TypeScript kernels, the WebAssembly SIMD kernels (tensors in the
-// module's memory, and copied in per call), the SIMD floor and the plain-JS loop, on the three
-// shapes of issue 9. Protocol, shared with reference/bench_diffusers.py: a 50-step inversion
+// module's memory, and copied in per call; "wasm-2pass" with the fused step kernels switched off,
+// so conversion and update run as separate passes), the SIMD floor and the plain-JS loop, on the
+// three shapes of issue 9. Protocol, shared with reference/bench_diffusers.py: a 50-step inversion
 // with 4 model outputs in rotation, timed per inversion; the median over repeats after warm-up,
-// divided by 50. GB/s is the floor's bytes (what a fused step must read and write) per time.
+// divided by 50; within a case the implementations' repeats are interleaved round-robin, so
+// that the load of a shared machine weighs on all alike. GB/s is the floor's bytes (what a
+// fused step must read and write) per time.
 //
 //   deno task bench:cpu [--json] [--repeats N] [--case NAME]
 import {
   cpuKernels,
   DPMSolverMultistepInverseScheduler,
+  type Kernels,
   type SchedulerConfig,
   setTensorKernels,
   Tensor,
@@ -77,16 +81,28 @@ function median(values: number[]): number {
     : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-// Median ms of `run()` over `repeats` after `warmup` runs.
-function time(run: () => void, repeats: number, warmup: number): number {
-  for (let i = 0; i < warmup; i++) run();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const start = performance.now();
-    run();
-    times.push(performance.now() - start);
+// Median ms per run of each runner `[name, run, repeats]`, after warm-up runs. The repeats are
+// interleaved round-robin, so that a change in the machine's load (a shared machine) affects
+// every implementation alike instead of whichever ran at the time.
+function timeInterleaved(
+  runners: readonly [string, () => void, number][],
+): [string, number][] {
+  for (const [, run, repeats] of runners) {
+    for (let i = 0; i < (repeats > 3 ? 3 : 1); i++) run();
   }
-  return median(times);
+  const times = runners.map((): number[] => []);
+  const rounds = Math.max(...runners.map(([, , repeats]) => repeats));
+  for (let round = 0; round < rounds; round++) {
+    runners.forEach(([, run, repeats], i) => {
+      // A runner with fewer repeats runs in evenly spread rounds.
+      if (Math.floor((round * repeats) / rounds) === times[i]!.length) {
+        const start = performance.now();
+        run();
+        times[i]!.push(performance.now() - start);
+      }
+    });
+  }
+  return runners.map(([name], i) => [name, median(times[i]!)]);
 }
 
 // Bytes a fused step reads and writes: sample, model output and order − 1 earlier outputs in,
@@ -127,6 +143,12 @@ export function runBenchmarks(
 ): BenchResult[] {
   const results: BenchResult[] = [];
   const wasm = new WasmKernels();
+  // The same kernels without the optional fused methods: the scheduler takes separate passes.
+  const twoPass = new WasmKernels();
+  Object.defineProperties(twoPass, {
+    convertAndUpdate: { value: undefined },
+    thresholdAndUpdate: { value: undefined },
+  });
   for (const c of CASES) {
     if (options.only?.length && !options.only.includes(c.name)) continue;
     const n = c.shape.reduce((a, b) => a * b, 1);
@@ -162,63 +184,63 @@ export function runBenchmarks(
       Tensor,
     ];
     const hs = history >= 2 ? [h1, h2] : [h1];
-    record(
-      "floor",
-      time(
-        () => {
-          for (let s = 0; s < STEPS; s++) {
-            wasm.streamFloor(out, conv, x, mo, hs);
-          }
-        },
-        repeats,
-        3,
-      ),
-    );
     const plain = resident.map((t) => t.clone().data) as Float32Array[];
-    record(
-      "js-loop",
-      time(
-        () => {
-          for (let s = 0; s < STEPS; s++) jsLoop(plain, history);
-        },
-        repeats,
-        3,
-      ),
-    );
-
-    setTensorKernels(cpuKernels);
-    record(
-      "ts",
-      time(
-        inversion(c, (t) => t, (shape) => Tensor.zeros(shape)),
-        Math.max(3, repeats >> 2),
-        1,
-      ),
-    );
-    setTensorKernels(wasm);
-    try {
-      record(
-        "wasm",
-        time(
-          inversion(c, (t) => {
-            const r = wasm.empty(t.shape);
-            wasm.copy(r, t);
-            return r;
-          }, (shape) => wasm.empty(shape)),
-          repeats,
-          3,
-        ),
-      );
-      record(
-        "wasm-copy-in",
-        time(
+    const inKernels = (kernels: Kernels<Tensor>, run: () => void) => () => {
+      setTensorKernels(kernels);
+      try {
+        run();
+      } finally {
+        setTensorKernels(cpuKernels);
+      }
+    };
+    const residentIn = (k: WasmKernels) => (t: Tensor) => {
+      const r = k.empty(t.shape);
+      k.copy(r, t);
+      return r;
+    };
+    // The TypeScript kernels are slow: a quarter of the repeats.
+    const runners: [string, () => void, number][] = [
+      ["floor", () => {
+        for (let s = 0; s < STEPS; s++) wasm.streamFloor(out, conv, x, mo, hs);
+      }, repeats],
+      ["js-loop", () => {
+        for (let s = 0; s < STEPS; s++) jsLoop(plain, history);
+      }, repeats],
+      [
+        "ts",
+        inKernels(
+          cpuKernels,
           inversion(c, (t) => t, (shape) => Tensor.zeros(shape)),
-          repeats,
-          3,
         ),
-      );
-    } finally {
-      setTensorKernels(cpuKernels);
+        Math.max(3, repeats >> 2),
+      ],
+      [
+        "wasm",
+        inKernels(
+          wasm,
+          inversion(c, residentIn(wasm), (shape) => wasm.empty(shape)),
+        ),
+        repeats,
+      ],
+      [
+        "wasm-copy-in",
+        inKernels(
+          wasm,
+          inversion(c, (t) => t, (shape) => Tensor.zeros(shape)),
+        ),
+        repeats,
+      ],
+      [
+        "wasm-2pass",
+        inKernels(
+          twoPass,
+          inversion(c, residentIn(twoPass), (shape) => twoPass.empty(shape)),
+        ),
+        repeats,
+      ],
+    ];
+    for (const [name, msPerRun] of timeInterleaved(runners)) {
+      record(name, msPerRun);
     }
   }
   return results;

@@ -20,7 +20,11 @@ export function sizeOf(shape: readonly number[]): number {
 
 /** Whether two shapes are equal. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((n, i) => n === b[i]);
+  // A plain loop: `every` over the frozen shape arrays is slow, and this runs several times per
+  // scheduler step.
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** `[2, 4, 64, 64]`, as shapes print in error messages. */

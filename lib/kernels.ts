@@ -50,4 +50,64 @@ export interface Kernels<T extends TensorView<T>> {
     c: MultistepCoefficients,
     noise: T | null,
   ): void;
+  /**
+   * Optional, for backends that can fuse a step into one pass: model-output conversion into
+   * `converted`, then the multistep update into `out` reading it. The same bits as
+   *
+   * ```text
+   * conversion.form === "copy"         ? copy(converted, modelOutput)
+   * conversion.form === "sample-first" ? axpbyDiv(converted, a, sample, b, modelOutput, d)
+   * conversion.form === "model-first"  ? axpbyDiv(converted, a, modelOutput, b, sample, d)
+   * multistep(out, sample, [converted, ...history].slice(0, c.order), c, noise)
+   * ```
+   *
+   * `history` holds the earlier converted outputs, newest first (at least `c.order - 1`).
+   * `converted` must not share memory with any other operand; `out` may alias an input element
+   * for element. The scheduler calls it only when it is defined and no thresholding is
+   * configured.
+   */
+  convertAndUpdate?(
+    out: T,
+    converted: T,
+    sample: T,
+    modelOutput: T,
+    conversion: ModelOutputConversion,
+    history: readonly T[],
+    c: MultistepCoefficients,
+    noise: T | null,
+  ): void;
+  /**
+   * Optional, for backends that can fuse the last pass of dynamic thresholding into the update:
+   * the same bits as `threshold(x0, ratio, maxValue)` then
+   * `multistep(out, sample, [x0, ...history].slice(0, c.order), c, noise)`. `x0` must not share
+   * memory with any other operand. The scheduler calls it, when it is defined, for
+   * data-prediction algorithm types with thresholding.
+   */
+  thresholdAndUpdate?(
+    out: T,
+    x0: T,
+    sample: T,
+    ratio: number,
+    maxValue: number,
+    history: readonly T[],
+    c: MultistepCoefficients,
+    noise: T | null,
+  ): void;
+}
+
+/**
+ * A model-output conversion as {@link Kernels.convertAndUpdate} takes it: `"copy"` takes the
+ * model output as it is; `"sample-first"` is `(a·sample + b·modelOutput) / d` and
+ * `"model-first"` is `(a·modelOutput + b·sample) / d`, each operation rounded to float32 in that
+ * order (as {@link Kernels.axpbyDiv}).
+ */
+export interface ModelOutputConversion {
+  /** Which operand is multiplied by `a`, or `"copy"` (then `a`, `b`, `d` are unused). */
+  readonly form: "copy" | "sample-first" | "model-first";
+  /** Coefficient of the first operand. */
+  readonly a: number;
+  /** Coefficient of the second operand. */
+  readonly b: number;
+  /** Divisor. */
+  readonly d: number;
 }

@@ -15,7 +15,7 @@ import {
 } from "./config.ts";
 import type { TorchGenerator } from "./random.ts";
 import { formatShape, sameShape } from "./_shape.ts";
-import type { Kernels, TensorView } from "./kernels.ts";
+import type { Kernels, ModelOutputConversion, TensorView } from "./kernels.ts";
 import {
   alphasCumprodFrom,
   type AlphaSigma,
@@ -109,6 +109,23 @@ export abstract class MultistepScheduler<
   #stepIndex: number | null = null;
   // Buffers this scheduler allocated for converted outputs; only these are recycled.
   #owned = new WeakSet<object>();
+  // The scalars of the hot path, memoized as pure functions of the sigma values, so that a step
+  // allocates nothing and a repeated schedule (`setTimesteps` with the same sigmas) reuses them.
+  // Per sigma index: [sigma they belong to, alpha_t, sigma_t, lambda]; a slot is valid while
+  // its sigma is `Object.is`-equal to `sigmas[index]`.
+  #points = new Float64Array(0);
+  // Per (step index, asked order): the update coefficients (`null`: a zero-length step), valid
+  // while the sigmas they were computed from (stored in `#coefficientSigmas`) are unchanged.
+  #coefficients: (MultistepCoefficients | null | undefined)[] = [];
+  #coefficientSigmas = new Float64Array(0);
+  // Reused per step: the conversion handed to a fused kernel and the history it reads.
+  #conversion = { form: "copy", a: 1, b: 0, d: 1 } as {
+    form: ModelOutputConversion["form"];
+    a: number;
+    b: number;
+    d: number;
+  };
+  #history: AnyTensor[] = [];
 
   /** The diffusers class name this scheduler reproduces. */
   abstract get className(): string;
@@ -309,16 +326,38 @@ export abstract class MultistepScheduler<
     const lowerOrderSecond = index === count - 2 && shortSchedule;
 
     const converted = this.#recycledBuffer(kernels, sample.shape);
-    this.#convertInto(kernels, converted, meanOutput, sample, index);
-    this.modelOutputs.shift();
-    this.modelOutputs.push(converted);
-
     const order = chooseOrder({
       solverOrder,
       lowerOrderNums: this.lowerOrderNums,
       lowerOrderFinal,
       lowerOrderSecond,
     });
+    // One pass for the conversion and the update where the kernels offer it; with thresholding
+    // (which needs the quantile of the whole conversion first), clamp-and-divide and the update.
+    const fuse = this.config.thresholding
+      ? kernels.thresholdAndUpdate !== undefined &&
+        isDataPrediction(this.config.algorithm_type)
+      : kernels.convertAndUpdate !== undefined;
+    if (fuse) {
+      this.#fusedStep(
+        kernels,
+        out,
+        converted,
+        meanOutput,
+        sample,
+        order,
+        options,
+        index,
+      );
+      if (this.lowerOrderNums < solverOrder) this.lowerOrderNums++;
+      this.#stepIndex = index + 1;
+      return { prevSample: out };
+    }
+
+    this.#convertInto(kernels, converted, meanOutput, sample, index);
+    this.modelOutputs.shift();
+    this.modelOutputs.push(converted);
+
     const noise = this.noiseFor(options, sample);
     this.#update(
       kernels,
@@ -525,21 +564,7 @@ export abstract class MultistepScheduler<
     noise: T | null,
     index: number,
   ): void {
-    if (index - (order - 1) < 0) {
-      throw new RangeError(
-        `Cannot take a order-${order} step at step index ${index}: it needs ${
-          order - 1
-        } earlier steps`,
-      );
-    }
-    const points = [index + 1, index, index - 1, index - 2].slice(0, order + 1)
-      .map((i) => this.alphaSigmaAt(i));
-    const coefficients: MultistepCoefficients | null = multistepCoefficients(
-      order,
-      this.config.algorithm_type,
-      this.config.solver_type,
-      points,
-    );
+    const coefficients = this.#coefficientsAt(order, index, noise);
     if (coefficients === null) {
       // A zero-length step (equal sigmas) leaves the sample as it is, where diffusers' heun and
       // third-order updates divide 0 by 0.
@@ -553,12 +578,192 @@ export abstract class MultistepScheduler<
       modelOutputList[n - 3]!,
     ]
       .slice(0, coefficients.order);
-    if (coefficients.e !== 0 && noise === null) {
+    kernels.multistep(out, sample, history, coefficients, noise);
+  }
+
+  // A whole step in one kernel call (conversion into `converted`, then the update), for kernels
+  // that offer it; with thresholding, the conversion and then one call for the thresholding's
+  // clamp-and-divide and the update. Everything that can throw is checked before anything is
+  // written; a zero-length step converts and copies the sample, as the separate way does.
+  #fusedStep<T extends TensorView<T>>(
+    kernels: Kernels<T>,
+    out: T,
+    converted: T,
+    modelOutput: T,
+    sample: T,
+    order: 1 | 2 | 3,
+    options: StepOptions<T>,
+    index: number,
+  ): void {
+    const conversion = this.#conversionAt(index);
+    const noise = this.noiseFor(options, sample);
+    const coefficients = this.#coefficientsAt(order, index, noise);
+    const outputs = this.modelOutputs as unknown as T[];
+    if (coefficients === null) {
+      this.#convertInto(kernels, converted, modelOutput, sample, index);
+      outputs.shift();
+      outputs.push(converted);
+      kernels.copy(out, sample);
+      return;
+    }
+    const n = outputs.length;
+    // The earlier converted outputs, newest first (the oldest slot is `converted`'s buffer).
+    const history = this.#history as unknown as T[];
+    for (let k = 1; k < coefficients.order; k++) history.push(outputs[n - k]!);
+    try {
+      if (this.config.thresholding) {
+        this.#convertInto(
+          kernels,
+          converted,
+          modelOutput,
+          sample,
+          index,
+          false,
+        );
+        kernels.thresholdAndUpdate!(
+          out,
+          converted,
+          sample,
+          this.config.dynamic_thresholding_ratio,
+          this.config.sample_max_value,
+          history,
+          coefficients,
+          noise,
+        );
+      } else {
+        kernels.convertAndUpdate!(
+          out,
+          converted,
+          sample,
+          modelOutput,
+          conversion,
+          history,
+          coefficients,
+          noise,
+        );
+      }
+    } finally {
+      history.length = 0;
+    }
+    outputs.shift();
+    outputs.push(converted);
+  }
+
+  // The coefficients of an order-`order` update from sigmas[index] to sigmas[index + 1]
+  // (memoized), after the checks that the step can be taken.
+  #coefficientsAt(
+    order: 1 | 2 | 3,
+    index: number,
+    noise: unknown,
+  ): MultistepCoefficients | null {
+    if (index - (order - 1) < 0) {
+      throw new RangeError(
+        `Cannot take a order-${order} step at step index ${index}: it needs ${
+          order - 1
+        } earlier steps`,
+      );
+    }
+    const sigmas = this.sigmas;
+    const slot = 3 * index + order - 1;
+    if (this.#coefficients.length < 3 * sigmas.length) {
+      this.#coefficients = new Array(3 * sigmas.length);
+      this.#coefficientSigmas = new Float64Array(12 * sigmas.length);
+    }
+    const used = this.#coefficientSigmas;
+    let coefficients = this.#coefficients[slot];
+    let valid = coefficients !== undefined;
+    for (let j = 0; valid && j <= order; j++) {
+      valid = Object.is(used[4 * slot + j], sigmas[index + 1 - j]);
+    }
+    if (!valid) {
+      this.#coefficients[slot] = undefined;
+      const points: AlphaSigma[] = [];
+      const lambdas: number[] = [];
+      for (let j = 0; j <= order; j++) {
+        const at = this.#point(index + 1 - j);
+        const cache = this.#points;
+        points.push({ alphaT: cache[at + 1]!, sigmaT: cache[at + 2]! });
+        lambdas.push(cache[at + 3]!);
+        used[4 * slot + j] = sigmas[index + 1 - j]!;
+      }
+      coefficients = multistepCoefficients(
+        order,
+        this.config.algorithm_type,
+        this.config.solver_type,
+        points,
+        lambdas,
+      );
+      this.#coefficients[slot] = coefficients;
+    }
+    if (coefficients && coefficients.e !== 0 && noise === null) {
       throw new TypeError(
         `Cannot step as 'algorithm_type' "${this.config.algorithm_type}" needs noise: pass 'varianceNoise' or 'generator'`,
       );
     }
-    kernels.multistep(out, sample, history, coefficients, noise);
+    return coefficients ?? null;
+  }
+
+  // The offset in `#points` of sigmas[index]'s [sigma, alpha_t, sigma_t, lambda], computed on
+  // first use (as `alphaSigmaAt` and `lambdaOf` compute them).
+  #point(index: number): number {
+    const sigma = this.sigmas[index]!;
+    if (this.#points.length < 4 * this.sigmas.length) {
+      this.#points = new Float64Array(4 * this.sigmas.length).fill(NaN);
+    }
+    const cache = this.#points;
+    const at = 4 * index;
+    if (!Object.is(cache[at], sigma) || cache[at + 3] !== cache[at + 3]) {
+      const point = sigmaToAlphaSigma(sigma, this.config.use_flow_sigmas);
+      cache[at] = sigma;
+      cache[at + 1] = point.alphaT;
+      cache[at + 2] = point.sigmaT;
+      cache[at + 3] = lambdaOf(point);
+    }
+    return at;
+  }
+
+  // diffusers' convert_model_output before thresholding, at sigmas[index], as one form of
+  // `axpbyDiv` or a copy (a shared object, rewritten per call).
+  #conversionAt(index: number): ModelOutputConversion {
+    const { algorithm_type, prediction_type } = this.config;
+    const at = this.#point(index);
+    const alphaT = this.#points[at + 1]!;
+    const sigmaT = this.#points[at + 2]!;
+    const c = this.#conversion;
+    c.form = "sample-first";
+    if (isDataPrediction(algorithm_type)) {
+      switch (prediction_type) {
+        case "epsilon": // x0 = (x − σ_t·ε) / α_t
+          [c.a, c.b, c.d] = [1, -sigmaT, alphaT];
+          break;
+        case "sample":
+          [c.form, c.a, c.b, c.d] = ["copy", 1, 0, 1];
+          break;
+        case "v_prediction": // x0 = α_t·x − σ_t·v
+          [c.a, c.b, c.d] = [alphaT, -sigmaT, 1];
+          break;
+        case "flow_prediction": // x0 = x − σ·v
+          [c.a, c.b, c.d] = [1, -this.sigmas[index]!, 1];
+          break;
+      }
+      return c;
+    }
+    switch (prediction_type) {
+      case "epsilon":
+        [c.form, c.a, c.b, c.d] = ["copy", 1, 0, 1];
+        break;
+      case "sample": // ε = (x − α_t·x0) / σ_t
+        [c.a, c.b, c.d] = [1, -alphaT, sigmaT];
+        break;
+      case "v_prediction": // ε = α_t·v + σ_t·x
+        [c.form, c.a, c.b, c.d] = ["model-first", alphaT, sigmaT, 1];
+        break;
+      case "flow_prediction":
+        throw new RangeError(
+          `Cannot convert the model output as 'prediction_type' "flow_prediction" needs a data-prediction 'algorithm_type'`,
+        );
+    }
+    return c;
   }
 
   // diffusers' convert_model_output into `out`, at sigmas[index].
@@ -568,49 +773,25 @@ export abstract class MultistepScheduler<
     modelOutput: T,
     sample: T,
     index: number,
+    threshold = true,
   ): void {
-    const { algorithm_type, prediction_type, thresholding } = this.config;
-    const sigma = this.sigmas[index]!;
-    const { alphaT, sigmaT } = this.alphaSigmaAt(index);
-    if (isDataPrediction(algorithm_type)) {
-      switch (prediction_type) {
-        case "epsilon": // x0 = (x − σ_t·ε) / α_t
-          kernels.axpbyDiv(out, 1, sample, -sigmaT, modelOutput, alphaT);
-          break;
-        case "sample":
-          kernels.copy(out, modelOutput);
-          break;
-        case "v_prediction": // x0 = α_t·x − σ_t·v
-          kernels.axpbyDiv(out, alphaT, sample, -sigmaT, modelOutput, 1);
-          break;
-        case "flow_prediction": // x0 = x − σ·v
-          kernels.axpbyDiv(out, 1, sample, -sigma, modelOutput, 1);
-          break;
-      }
-      if (thresholding) this.#threshold(kernels, out);
+    const { a, b, d, form } = this.#conversionAt(index);
+    if (form === "copy") kernels.copy(out, modelOutput);
+    else if (form === "sample-first") {
+      kernels.axpbyDiv(out, a, sample, b, modelOutput, d);
+    } else kernels.axpbyDiv(out, a, modelOutput, b, sample, d);
+    if (!threshold || !this.config.thresholding) return;
+    if (isDataPrediction(this.config.algorithm_type)) {
+      this.#threshold(kernels, out);
       return;
     }
-    switch (prediction_type) {
-      case "epsilon":
-        kernels.copy(out, modelOutput);
-        break;
-      case "sample": // ε = (x − α_t·x0) / σ_t
-        kernels.axpbyDiv(out, 1, sample, -alphaT, modelOutput, sigmaT);
-        break;
-      case "v_prediction": // ε = α_t·v + σ_t·x
-        kernels.axpbyDiv(out, alphaT, modelOutput, sigmaT, sample, 1);
-        break;
-      case "flow_prediction":
-        throw new RangeError(
-          `Cannot convert the model output as 'prediction_type' "flow_prediction" needs a data-prediction 'algorithm_type'`,
-        );
-    }
-    if (thresholding) {
-      // Threshold the implied x0, then turn it back into noise.
-      kernels.axpbyDiv(out, 1, sample, -sigmaT, out, alphaT);
-      this.#threshold(kernels, out);
-      kernels.axpbyDiv(out, 1, sample, -alphaT, out, sigmaT);
-    }
+    // Threshold the implied x0, then turn it back into noise.
+    const at = this.#point(index);
+    const alphaT = this.#points[at + 1]!;
+    const sigmaT = this.#points[at + 2]!;
+    kernels.axpbyDiv(out, 1, sample, -sigmaT, out, alphaT);
+    this.#threshold(kernels, out);
+    kernels.axpbyDiv(out, 1, sample, -alphaT, out, sigmaT);
   }
 
   #threshold<T extends TensorView<T>>(kernels: Kernels<T>, x0: T): void {
@@ -648,12 +829,11 @@ export abstract class MultistepScheduler<
     kernels: Kernels<T>,
     shape: readonly number[],
   ): T {
-    const oldest = this.modelOutputs[0];
+    const outputs = this.modelOutputs;
+    const oldest = outputs[0];
     if (
-      oldest && this.modelOutputs.length > 0 && this.#owned.has(oldest) &&
-      kernels.owns(oldest) &&
-      sameShape(oldest.shape, shape) &&
-      !this.modelOutputs.slice(1).includes(oldest)
+      oldest && this.#owned.has(oldest) && kernels.owns(oldest) &&
+      sameShape(oldest.shape, shape) && outputs.indexOf(oldest, 1) < 0
     ) {
       return oldest as T;
     }

@@ -56,7 +56,8 @@ export type UpdatePoints = readonly AlphaSigma[];
  * The coefficients of a first-, second- or third-order multistep update from `points[1]` to
  * `points[0]`, or `null` for a zero-length step (h = 0), which leaves the sample unchanged. The
  * result's `order` is lower than asked when an earlier interval has zero length (a repeated
- * timestep): the update then reads only the newest `order` outputs.
+ * timestep): the update then reads only the newest `order` outputs. `lambdas`, when given, are
+ * `lambdaOf` of the points, already computed by the caller (a scheduler caches them per schedule).
  *
  * @example DDIM-equivalent first-order DPM-Solver++ step
  * ```ts
@@ -77,10 +78,11 @@ export function multistepCoefficients(
   algorithm: AlgorithmType,
   solver: SolverType,
   points: UpdatePoints,
+  lambdas?: readonly number[],
 ): MultistepCoefficients | null {
   const [t, s0, s1, s2] = points;
-  const lambdaT = lambdaOf(t!);
-  const lambdaS0 = lambdaOf(s0!);
+  const lambdaT = lambdas?.[0] ?? lambdaOf(t!);
+  const lambdaS0 = lambdas?.[1] ?? lambdaOf(s0!);
   const h = f32(lambdaT - lambdaS0);
   if (h === 0) return null;
   const { alphaT, sigmaT } = t!;
@@ -115,11 +117,13 @@ export function multistepCoefficients(
   const none = { c: 0, d: 0, k0: 0, k1: 0, q: 0, k2: 0 };
   if (order === 1) return { order, a, b, e, ...none };
 
-  const lambdaS1 = lambdaOf(s1!);
+  const lambdaS1 = lambdas?.[2] ?? lambdaOf(s1!);
   const h0 = f32(lambdaS0 - lambdaS1);
   // A zero-length previous step (a repeated timestep) leaves no slope to extrapolate: diffusers
   // divides by r0 = 0 and returns NaN; the lower-order update is what the history supports.
-  if (h0 === 0) return multistepCoefficients(1, algorithm, solver, points);
+  if (h0 === 0) {
+    return multistepCoefficients(1, algorithm, solver, points, lambdas);
+  }
   const r0 = f32(h0 / h);
   const k0 = f32(1 / r0);
   // phi-type terms of the D1 coefficient: (e^{∓h} − 1)/h ± 1.
@@ -143,9 +147,11 @@ export function multistepCoefficients(
     return { order, a, b, c, e, d: 0, k0, k1: 0, q: 0, k2: 0 };
   }
 
-  const lambdaS2 = lambdaOf(s2!);
+  const lambdaS2 = lambdas?.[3] ?? lambdaOf(s2!);
   const h1 = f32(lambdaS1 - lambdaS2);
-  if (h1 === 0) return multistepCoefficients(2, algorithm, solver, points);
+  if (h1 === 0) {
+    return multistepCoefficients(2, algorithm, solver, points, lambdas);
+  }
   const r1 = f32(h1 / h);
   const k1 = f32(1 / r1);
   const rSum = f32(r0 + r1);

@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import {
   cpuKernels,
   DPMSolverMultistepInverseScheduler,
+  DPMSolverMultistepScheduler,
+  type ModelOutputConversion,
   type MultistepCoefficients,
   multistepCoefficients,
   setTensorKernels,
@@ -12,10 +14,16 @@ import {
   Tensor,
   WasmKernels,
 } from "../mod.ts";
+import { parseConfigJson } from "../lib/config.ts";
+import { TorchGenerator } from "../lib/random.ts";
 import {
   bitEqual,
   cases,
   float32,
+  type ForwardCase,
+  forwardCases,
+  forwardFile,
+  forwardTrajectory,
   int32,
   type ReferenceCase,
   row,
@@ -23,7 +31,24 @@ import {
   standinModel,
 } from "./_reference.ts";
 
-const resident = new WasmKernels();
+// Counts the fused steps, to show that the reference cases below take that path.
+let fusedCalls = 0;
+class CountingWasmKernels extends WasmKernels {
+  override convertAndUpdate(
+    ...args: Parameters<WasmKernels["convertAndUpdate"]>
+  ): void {
+    fusedCalls++;
+    super.convertAndUpdate(...args);
+  }
+  override thresholdAndUpdate(
+    ...args: Parameters<WasmKernels["thresholdAndUpdate"]>
+  ): void {
+    fusedCalls++;
+    super.thresholdAndUpdate(...args);
+  }
+}
+
+const resident = new CountingWasmKernels();
 const staged = new WasmKernels({ resident: false });
 
 // Deterministic values in (-scale, scale), float32.
@@ -162,6 +187,248 @@ Deno.test("multistep() matches the TypeScript kernel bit for bit at every order"
       }
     }
   }
+});
+
+// What convertAndUpdate must equal: the TypeScript conversion, then the TypeScript update.
+function separately(
+  out: Tensor,
+  converted: Tensor,
+  sample: Tensor,
+  modelOutput: Tensor,
+  conversion: ModelOutputConversion,
+  history: readonly Tensor[],
+  c: MultistepCoefficients,
+  noise: Tensor | null,
+): void {
+  const { form, a, b, d } = conversion;
+  if (form === "copy") cpuKernels.copy(converted, modelOutput);
+  else if (form === "sample-first") {
+    cpuKernels.axpbyDiv(converted, a, sample, b, modelOutput, d);
+  } else cpuKernels.axpbyDiv(converted, a, modelOutput, b, sample, d);
+  cpuKernels.multistep(
+    out,
+    sample,
+    [converted, ...history].slice(0, c.order),
+    c,
+    noise,
+  );
+}
+
+const conversions: ModelOutputConversion[] = [
+  { form: "sample-first", a: 1, b: Math.fround(-0.83), d: Math.fround(0.57) },
+  { form: "sample-first", a: Math.fround(0.57), b: Math.fround(-0.83), d: 1 },
+  { form: "model-first", a: Math.fround(0.57), b: Math.fround(0.83), d: 1 },
+  { form: "copy", a: 1, b: 0, d: 1 },
+];
+
+Deno.test("convertAndUpdate() equals the TypeScript conversion then update, bit for bit", () => {
+  for (const kernels of [resident, staged]) {
+    for (const n of sizes) {
+      for (const order of [1, 2, 3] as const) {
+        for (const withNoise of [false, true]) {
+          for (const conversion of conversions) {
+            const c = coefficientsFor(order, withNoise);
+            const sample = random([n], 10 * n + order, 2);
+            const modelOutput = random([n], 20 * n + order, 2);
+            const history = [1, 2].map((k) => random([n], 100 * n + k, 2));
+            const noise = withNoise ? random([n], 7 * n) : null;
+            const expected = Tensor.zeros([n]);
+            const expectedConverted = Tensor.zeros([n]);
+            separately(
+              expected,
+              expectedConverted,
+              sample,
+              modelOutput,
+              conversion,
+              history,
+              c,
+              noise,
+            );
+            const what =
+              `${kernels.resident} n=${n} order ${order} noise ${withNoise} ${conversion.form}`;
+            // In the module's memory, copied in (a plain Tensor), and `out` aliasing the sample.
+            for (const mode of ["resident", "copy-in", "out = sample"]) {
+              const place = (t: Tensor) =>
+                mode === "copy-in" ? t.clone() : placed(kernels, t);
+              const x = place(sample);
+              const out = mode === "out = sample"
+                ? x
+                : mode === "copy-in"
+                ? Tensor.zeros([n])
+                : kernels.empty([n]);
+              const converted = mode === "copy-in"
+                ? Tensor.zeros([n])
+                : kernels.empty([n]);
+              kernels.convertAndUpdate(
+                out,
+                converted,
+                x,
+                place(modelOutput),
+                conversion,
+                history.map(place),
+                c,
+                noise === null ? null : place(noise),
+              );
+              assertBitEqual(out, expected, `${what} ${mode}`);
+              assertBitEqual(converted, expectedConverted, `${what} ${mode}`);
+            }
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("convertAndUpdate() takes the separate kernels where one pass would differ", () => {
+  const n = 37;
+  const c = coefficientsFor(2, false);
+  const conversion = conversions[0]!;
+  const sample = random([n], 1);
+  const modelOutput = random([n], 2);
+  const m1 = random([n], 3);
+  // `converted` is the sample itself: the update must read the converted values.
+  const expected = Tensor.zeros([n]);
+  const expectedSample = sample.clone();
+  separately(
+    expected,
+    expectedSample,
+    expectedSample,
+    modelOutput,
+    conversion,
+    [
+      m1,
+    ],
+    c,
+    null,
+  );
+  for (const kernels of [resident, staged]) {
+    const x = placed(kernels, sample);
+    const out = kernels.empty([n]);
+    kernels.convertAndUpdate(out, x, x, modelOutput, conversion, [m1], c, null);
+    assertBitEqual(out, expected, `converted = sample (${kernels.resident})`);
+    assertBitEqual(
+      x,
+      expectedSample,
+      `converted = sample (${kernels.resident})`,
+    );
+  }
+  // Coefficients that are not float32 values: the TypeScript kernels' numbers.
+  const wide = { ...c, a: 0.1, c: 0.3 };
+  const wideConversion = { ...conversion, b: 0.2 };
+  const expectedWide = Tensor.zeros([n]);
+  const expectedConverted = Tensor.zeros([n]);
+  separately(
+    expectedWide,
+    expectedConverted,
+    sample,
+    modelOutput,
+    wideConversion,
+    [m1],
+    wide,
+    null,
+  );
+  const out = resident.empty([n]);
+  const converted = resident.empty([n]);
+  resident.convertAndUpdate(
+    out,
+    converted,
+    placed(resident, sample),
+    placed(resident, modelOutput),
+    wideConversion,
+    [placed(resident, m1)],
+    wide,
+    null,
+  );
+  assertBitEqual(out, expectedWide, "f64 coefficients");
+  assertBitEqual(converted, expectedConverted, "f64 coefficients");
+  assert.throws(
+    () =>
+      resident.convertAndUpdate(
+        out,
+        converted,
+        sample,
+        modelOutput,
+        conversion,
+        [],
+        c,
+        null,
+      ),
+    /needs 1 earlier outputs/,
+  );
+});
+
+Deno.test("thresholdAndUpdate() equals the TypeScript threshold then update, bit for bit", () => {
+  const shapes = [[3, 2, 7, 9], [2, 1003], [5, 1], [1, 70001], [2, 3, 64, 64]];
+  for (const kernels of [resident, staged]) {
+    for (const shape of shapes) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      for (const order of [1, 2, 3] as const) {
+        for (const withNoise of [false, true]) {
+          for (const [ratio, max] of [[0.995, 1], [0.87, 2.5], [0.5, 1e30]]) {
+            const c = coefficientsFor(order, withNoise);
+            const x0 = random(shape, n + order, 4);
+            if (n > 100) x0.data[n >> 1] = ratio === 0.5 ? NaN : -1e6;
+            const sample = random(shape, 3 * n + order, 2);
+            const history = [1, 2].map((k) => random(shape, 100 * n + k, 2));
+            const noise = withNoise ? random(shape, 7 * n) : null;
+            const expectedX0 = x0.clone();
+            cpuKernels.threshold(expectedX0, ratio!, max!);
+            const expected = Tensor.zeros(shape);
+            cpuKernels.multistep(
+              expected,
+              sample,
+              [expectedX0, ...history].slice(0, order),
+              c,
+              noise,
+            );
+            const what =
+              `${kernels.resident} ${shape} order ${order} noise ${withNoise} ratio ${ratio}`;
+            for (const mode of ["resident", "copy-in", "out = sample"]) {
+              const place = (t: Tensor) =>
+                mode === "copy-in" ? t.clone() : placed(kernels, t);
+              const x = place(sample);
+              const out = mode === "out = sample"
+                ? x
+                : place(Tensor.zeros(shape));
+              const converted = place(x0);
+              kernels.thresholdAndUpdate(
+                out,
+                converted,
+                x,
+                ratio!,
+                max!,
+                history.map(place),
+                c,
+                noise === null ? null : place(noise),
+              );
+              const same = (a: Tensor, e: Tensor) => {
+                const av = a.toFloat32Array();
+                const ev = e.toFloat32Array();
+                // NaN payloads may differ between engines; every other value must be identical.
+                return av.every((v, i) =>
+                  Object.is(v, ev[i]) ||
+                  (Number.isNaN(v) && Number.isNaN(ev[i]))
+                );
+              };
+              assert.ok(same(out, expected), `${what} ${mode}: update`);
+              assert.ok(same(converted, expectedX0), `${what} ${mode}: x0`);
+            }
+          }
+        }
+      }
+    }
+  }
+  // x0 aliasing the sample: the separate kernels.
+  const x = placed(resident, random([2, 50], 9, 3));
+  const expectedX = x.clone();
+  cpuKernels.threshold(expectedX, 0.9, 1.5);
+  const expected = Tensor.zeros([2, 50]);
+  const c = coefficientsFor(1, false);
+  cpuKernels.multistep(expected, expectedX, [expectedX], c, null);
+  const out = resident.empty([2, 50]);
+  resident.thresholdAndUpdate(out, x, x, 0.9, 1.5, [], c, null);
+  assertBitEqual(out, expected, "x0 = sample");
+  assertBitEqual(x, expectedX, "x0 = sample");
 });
 
 Deno.test("threshold() finds torch's quantile by selection, bit for bit", () => {
@@ -366,6 +633,7 @@ function withKernels<R>(kernels: WasmKernels | null, body: () => R): R {
 let exactVsDiffusers = 0;
 let exactVsTypeScript = 0;
 let totalSteps = 0;
+let fusedSteps = 0;
 
 for (const c of cases) {
   if (c.kind === "add_noise") {
@@ -410,12 +678,14 @@ for (const c of cases) {
         () => cpu.step(modelOutput, t, sample).prevSample,
       );
       // Inputs in the module's memory, and inputs copied in per call.
+      const calls = fusedCalls;
       const actual = withKernels(resident, () =>
         wasm.step(
           placed(resident, modelOutput),
           t,
           placed(resident, sample),
         ).prevSample);
+      if (fusedCalls > calls) fusedSteps++;
       const viaCopy = withKernels(
         staged,
         () => copyIn.step(modelOutput, t, sample).prevSample,
@@ -448,9 +718,83 @@ for (const c of cases) {
   });
 }
 
+// Forward cases (DPMSolverMultistepScheduler), SDE types included: the fused step adds the noise.
+async function forwardScheduler(
+  c: ForwardCase,
+): Promise<DPMSolverMultistepScheduler> {
+  const file = forwardFile(c, "scheduler_config.json");
+  const scheduler = DPMSolverMultistepScheduler.fromConfig(
+    parseConfigJson(await Deno.readTextFile(file), file.pathname),
+  );
+  if (c.custom_timesteps !== null) {
+    scheduler.setTimesteps(null, { timesteps: c.custom_timesteps });
+  } else if (c.mu !== null) {
+    scheduler.setTimesteps(c.num_inference_steps!, { mu: c.mu });
+  } else {
+    scheduler.setTimesteps(c.num_inference_steps!);
+  }
+  return scheduler;
+}
+
+for (const c of forwardCases) {
+  if (c.kind !== "steps") continue;
+  Deno.test(`forward ${c.name}: every step and a whole loop with WasmKernels equal the TypeScript kernels`, async () => {
+    const { samples, modelOutputs, noises } = await forwardTrajectory(c);
+    const cpu = await forwardScheduler(c);
+    const wasm = await forwardScheduler(c);
+    for (let i = 0; i < c.steps; i++) {
+      const t = cpu.timesteps[i]!;
+      const noise = noises?.[i];
+      const expected = withKernels(
+        null,
+        () =>
+          cpu.step(
+            modelOutputs[i]!,
+            t,
+            samples[i]!,
+            noise ? { varianceNoise: noise } : {},
+          ).prevSample,
+      );
+      const calls = fusedCalls;
+      const actual = withKernels(resident, () =>
+        wasm.step(
+          placed(resident, modelOutputs[i]!),
+          t,
+          placed(resident, samples[i]!),
+          noise ? { varianceNoise: placed(resident, noise) } : {},
+        ).prevSample);
+      if (fusedCalls > calls) fusedSteps++;
+      assertBitEqual(actual, expected, `step ${i}`);
+      totalSteps++;
+      exactVsTypeScript++;
+      if (bitEqual(actual, samples[i + 1]!)) exactVsDiffusers++;
+    }
+    const loop = async (kernels: WasmKernels | null) => {
+      const scheduler = await forwardScheduler(c);
+      const generator = c.seed === null
+        ? undefined
+        : new TorchGenerator(c.seed);
+      return withKernels(kernels, () => {
+        let sample = samples[0]!.clone();
+        for (const t of scheduler.timesteps) {
+          sample = scheduler.step(
+            standinModel(sample, t, c.learned_variance),
+            t,
+            sample,
+            generator ? { generator } : {},
+          ).prevSample;
+        }
+        return sample;
+      });
+    };
+    assertBitEqual(await loop(resident), await loop(null), `${c.name} loop`);
+  });
+}
+
 Deno.test("WasmKernels reference summary", () => {
   console.log(
-    `WasmKernels: ${exactVsTypeScript}/${totalSteps} reference steps equal the TypeScript kernels bit for bit; ${exactVsDiffusers}/${totalSteps} equal diffusers bit for bit`,
+    `WasmKernels: ${exactVsTypeScript}/${totalSteps} reference steps (inverse and forward) equal the TypeScript kernels bit for bit, ${fusedSteps} of them fused (convertAndUpdate or thresholdAndUpdate); ${exactVsDiffusers}/${totalSteps} equal diffusers bit for bit`,
   );
   assert.equal(exactVsTypeScript, totalSteps);
+  assert.ok(fusedSteps > 0);
 });

@@ -156,6 +156,589 @@ export function multistep3(
   }
 }
 
+// ------------------------------------------------------------------ fused conversion + update
+// One pass for a whole scheduler step: the model-output conversion, stored as the new history
+// entry `conv`, then the update of `multistep1`/`2`/`3` reading that value from a register, then
+// `addScaled`'s noise term when `noise` is not 0. Each value is the float32 the separate kernels
+// compute, in their order, so the results are the same bits with 5 (order 2) or 6 (order 3)
+// memory streams instead of 7 or 8. The conversion (`mode`) is one of
+//   AXPBY  `m0 = (ca·p + cb·q) / cd` (`axpbyDiv`; `p`, `q` the sample and the model output in
+//          the order the conversion names them),
+//   COPY   `m0 = p`,
+//   CLAMP  `m0 = clamp(p, cb, ca) / cd` with `p = conv`, `ca = cd = s`, `cb = -s`: the last pass
+//          of dynamic thresholding (`clampScale`), in place.
+// Loads of an element come before its stores, so `out` may alias an input element for element
+// (`conv` must not alias anything, except `p` in CLAMP mode). The loops are generic over
+// compile-time flags (types standing for values): one instance per combination, with the
+// untaken branches compiled away.
+const COPY: i32 = 1;
+const CLAMP: i32 = 2;
+type Axpby = f32;
+type Copy = i32;
+type Clamp = f64;
+type On = i32;
+type Off = f32;
+
+function convert4<Mode>(
+  p: usize,
+  q: usize,
+  va: v128,
+  vb: v128,
+  vd: v128,
+  i: usize,
+): v128 {
+  if (isInteger<Mode>()) return v128.load(p + i);
+  if (sizeof<Mode>() == 8) {
+    const upper = f32x4.pmin(v128.load(p + i), va);
+    return f32x4.div(f32x4.pmax(upper, vb), vd);
+  }
+  const ap = f32x4.mul(va, v128.load(p + i));
+  return f32x4.div(f32x4.add(ap, f32x4.mul(vb, v128.load(q + i))), vd);
+}
+
+function convert1<Mode>(
+  p: usize,
+  q: usize,
+  a: f32,
+  b: f32,
+  d: f32,
+  i: usize,
+): f32 {
+  if (isInteger<Mode>()) return load<f32>(p + i);
+  if (sizeof<Mode>() == 8) {
+    const v = load<f32>(p + i);
+    const upper = v > a ? a : v;
+    return (upper < b ? b : upper) / d;
+  }
+  return (a * load<f32>(p + i) + b * load<f32>(q + i)) / d;
+}
+
+function fused1<Mode, Noisy>(
+  out: usize,
+  conv: usize,
+  x: usize,
+  p: usize,
+  q: usize,
+  ca: f32,
+  cb: f32,
+  cd: f32,
+  a: f32,
+  b: f32,
+  noise: usize,
+  e: f32,
+  n: i32,
+): void {
+  const vca = f32x4.splat(ca);
+  const vcb = f32x4.splat(cb);
+  const vcd = f32x4.splat(cd);
+  const va = f32x4.splat(a);
+  const vb = f32x4.splat(b);
+  const ve = f32x4.splat(e);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const m0 = convert4<Mode>(p, q, vca, vcb, vcd, i);
+    let r = f32x4.add(
+      f32x4.mul(va, v128.load(x + i)),
+      f32x4.mul(vb, m0),
+    );
+    if (isInteger<Noisy>()) {
+      r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
+    }
+    v128.store(conv + i, m0);
+    v128.store(out + i, r);
+  }
+  for (; i < end; i += 4) {
+    const m0 = convert1<Mode>(p, q, ca, cb, cd, i);
+    let r: f32 = a * load<f32>(x + i) + b * m0;
+    if (isInteger<Noisy>()) r = r + e * load<f32>(noise + i);
+    store<f32>(conv + i, m0);
+    store<f32>(out + i, r);
+  }
+}
+
+function fused2<Mode, Noisy>(
+  out: usize,
+  conv: usize,
+  x: usize,
+  p: usize,
+  q: usize,
+  ca: f32,
+  cb: f32,
+  cd: f32,
+  a: f32,
+  b: f32,
+  c: f32,
+  k0: f32,
+  m1: usize,
+  noise: usize,
+  e: f32,
+  n: i32,
+): void {
+  const vca = f32x4.splat(ca);
+  const vcb = f32x4.splat(cb);
+  const vcd = f32x4.splat(cd);
+  const va = f32x4.splat(a);
+  const vb = f32x4.splat(b);
+  const vc = f32x4.splat(c);
+  const vk0 = f32x4.splat(k0);
+  const ve = f32x4.splat(e);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const m0 = convert4<Mode>(p, q, vca, vcb, vcd, i);
+    const d1 = f32x4.mul(vk0, f32x4.sub(m0, v128.load(m1 + i)));
+    const ax = f32x4.mul(va, v128.load(x + i));
+    const base = f32x4.add(ax, f32x4.mul(vb, m0));
+    let r = f32x4.add(base, f32x4.mul(vc, d1));
+    if (isInteger<Noisy>()) {
+      r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
+    }
+    v128.store(conv + i, m0);
+    v128.store(out + i, r);
+  }
+  for (; i < end; i += 4) {
+    const m0 = convert1<Mode>(p, q, ca, cb, cd, i);
+    const d1 = k0 * (m0 - load<f32>(m1 + i));
+    let r: f32 = a * load<f32>(x + i) + b * m0 + c * d1;
+    if (isInteger<Noisy>()) r = r + e * load<f32>(noise + i);
+    store<f32>(conv + i, m0);
+    store<f32>(out + i, r);
+  }
+}
+
+function fused3<Mode, Noisy>(
+  out: usize,
+  conv: usize,
+  x: usize,
+  p: usize,
+  q: usize,
+  ca: f32,
+  cb: f32,
+  cd: f32,
+  a: f32,
+  b: f32,
+  c: f32,
+  k0: f32,
+  m1: usize,
+  d: f32,
+  k1: f32,
+  qq: f32,
+  k2: f32,
+  m2: usize,
+  noise: usize,
+  e: f32,
+  n: i32,
+): void {
+  const vca = f32x4.splat(ca);
+  const vcb = f32x4.splat(cb);
+  const vcd = f32x4.splat(cd);
+  const va = f32x4.splat(a);
+  const vb = f32x4.splat(b);
+  const vc = f32x4.splat(c);
+  const vd = f32x4.splat(d);
+  const vk0 = f32x4.splat(k0);
+  const vk1 = f32x4.splat(k1);
+  const vq = f32x4.splat(qq);
+  const vk2 = f32x4.splat(k2);
+  const ve = f32x4.splat(e);
+  const end = (<usize> n) << 2;
+  const vend = end & ~(<usize> 15);
+  let i: usize = 0;
+  for (; i < vend; i += 16) {
+    const m0 = convert4<Mode>(p, q, vca, vcb, vcd, i);
+    const v1 = v128.load(m1 + i);
+    const d10 = f32x4.mul(vk0, f32x4.sub(m0, v1));
+    const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
+    const diff = f32x4.sub(d10, d11);
+    const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
+    const d2 = f32x4.mul(vk2, diff);
+    const ax = f32x4.mul(va, v128.load(x + i));
+    const base = f32x4.add(ax, f32x4.mul(vb, m0));
+    const withD1 = f32x4.add(base, f32x4.mul(vc, d1));
+    let r = f32x4.add(withD1, f32x4.mul(vd, d2));
+    if (isInteger<Noisy>()) {
+      r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
+    }
+    v128.store(conv + i, m0);
+    v128.store(out + i, r);
+  }
+  for (; i < end; i += 4) {
+    const m0 = convert1<Mode>(p, q, ca, cb, cd, i);
+    const s1 = load<f32>(m1 + i);
+    const d10 = k0 * (m0 - s1);
+    const d11 = k1 * (s1 - load<f32>(m2 + i));
+    const diff = d10 - d11;
+    const d1 = d10 + qq * diff;
+    const d2 = k2 * diff;
+    let r: f32 = a * load<f32>(x + i) + b * m0 + c * d1 + d * d2;
+    if (isInteger<Noisy>()) r = r + e * load<f32>(noise + i);
+    store<f32>(conv + i, m0);
+    store<f32>(out + i, r);
+  }
+}
+
+// Fused conversion + first-order update.
+export function convertUpdate1(
+  out: usize,
+  conv: usize,
+  x: usize,
+  p: usize,
+  q: usize,
+  ca: f32,
+  cb: f32,
+  cd: f32,
+  mode: i32,
+  a: f32,
+  b: f32,
+  noise: usize,
+  e: f32,
+  n: i32,
+): void {
+  if (mode == COPY) {
+    if (noise) {
+      fused1<Copy, On>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
+    } else {
+      fused1<Copy, Off>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
+    }
+  } else if (mode == CLAMP) {
+    if (noise) {
+      fused1<Clamp, On>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
+    } else {
+      fused1<Clamp, Off>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
+    }
+  } else {
+    if (noise) {
+      fused1<Axpby, On>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
+    } else {
+      fused1<Axpby, Off>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
+    }
+  }
+}
+
+// Fused conversion + second-order update.
+export function convertUpdate2(
+  out: usize,
+  conv: usize,
+  x: usize,
+  p: usize,
+  q: usize,
+  ca: f32,
+  cb: f32,
+  cd: f32,
+  mode: i32,
+  a: f32,
+  b: f32,
+  c: f32,
+  k0: f32,
+  m1: usize,
+  noise: usize,
+  e: f32,
+  n: i32,
+): void {
+  if (mode == COPY) {
+    if (noise) {
+      fused2<Copy, On>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        noise,
+        e,
+        n,
+      );
+    } else {
+      fused2<Copy, Off>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        noise,
+        e,
+        n,
+      );
+    }
+  } else if (mode == CLAMP) {
+    if (noise) {
+      fused2<Clamp, On>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        noise,
+        e,
+        n,
+      );
+    } else {
+      fused2<Clamp, Off>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        noise,
+        e,
+        n,
+      );
+    }
+  } else {
+    if (noise) {
+      fused2<Axpby, On>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        noise,
+        e,
+        n,
+      );
+    } else {
+      fused2<Axpby, Off>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        noise,
+        e,
+        n,
+      );
+    }
+  }
+}
+
+// Fused conversion + third-order update.
+export function convertUpdate3(
+  out: usize,
+  conv: usize,
+  x: usize,
+  p: usize,
+  q: usize,
+  ca: f32,
+  cb: f32,
+  cd: f32,
+  mode: i32,
+  a: f32,
+  b: f32,
+  c: f32,
+  k0: f32,
+  m1: usize,
+  d: f32,
+  k1: f32,
+  qq: f32,
+  k2: f32,
+  m2: usize,
+  noise: usize,
+  e: f32,
+  n: i32,
+): void {
+  if (mode == COPY) {
+    if (noise) {
+      fused3<Copy, On>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        d,
+        k1,
+        qq,
+        k2,
+        m2,
+        noise,
+        e,
+        n,
+      );
+    } else {
+      fused3<Copy, Off>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        d,
+        k1,
+        qq,
+        k2,
+        m2,
+        noise,
+        e,
+        n,
+      );
+    }
+  } else if (mode == CLAMP) {
+    if (noise) {
+      fused3<Clamp, On>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        d,
+        k1,
+        qq,
+        k2,
+        m2,
+        noise,
+        e,
+        n,
+      );
+    } else {
+      fused3<Clamp, Off>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        d,
+        k1,
+        qq,
+        k2,
+        m2,
+        noise,
+        e,
+        n,
+      );
+    }
+  } else {
+    if (noise) {
+      fused3<Axpby, On>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        d,
+        k1,
+        qq,
+        k2,
+        m2,
+        noise,
+        e,
+        n,
+      );
+    } else {
+      fused3<Axpby, Off>(
+        out,
+        conv,
+        x,
+        p,
+        q,
+        ca,
+        cb,
+        cd,
+        a,
+        b,
+        c,
+        k0,
+        m1,
+        d,
+        k1,
+        qq,
+        k2,
+        m2,
+        noise,
+        e,
+        n,
+      );
+    }
+  }
+}
+
 // SDE noise term: `out = out + e·noise`.
 export function addScaled(out: usize, e: f32, noise: usize, n: i32): void {
   const ve = f32x4.splat(e);

@@ -12,7 +12,7 @@
  */
 import { f32 } from "../_f32.ts";
 import { formatShape, sameShape, sizeOf } from "../_shape.ts";
-import type { Kernels } from "../kernels.ts";
+import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
 import { CpuKernels } from "./cpu.ts";
@@ -86,6 +86,65 @@ type Exports = {
     m2: number,
     n: number,
   ): void;
+  convertUpdate1(
+    out: number,
+    conv: number,
+    x: number,
+    p: number,
+    q: number,
+    ca: number,
+    cb: number,
+    cd: number,
+    mode: number,
+    a: number,
+    b: number,
+    noise: number,
+    e: number,
+    n: number,
+  ): void;
+  convertUpdate2(
+    out: number,
+    conv: number,
+    x: number,
+    p: number,
+    q: number,
+    ca: number,
+    cb: number,
+    cd: number,
+    mode: number,
+    a: number,
+    b: number,
+    c: number,
+    k0: number,
+    m1: number,
+    noise: number,
+    e: number,
+    n: number,
+  ): void;
+  convertUpdate3(
+    out: number,
+    conv: number,
+    x: number,
+    p: number,
+    q: number,
+    ca: number,
+    cb: number,
+    cd: number,
+    mode: number,
+    a: number,
+    b: number,
+    c: number,
+    k0: number,
+    m1: number,
+    d: number,
+    k1: number,
+    qq: number,
+    k2: number,
+    m2: number,
+    noise: number,
+    e: number,
+    n: number,
+  ): void;
   addScaled(out: number, e: number, noise: number, n: number): void;
   clampScale(x: number, n: number, s: number): void;
   absOrderStat(
@@ -116,6 +175,10 @@ const MAX_PAGES = 65536;
 const HEAP_START = PAGE;
 const ALIGN = 64;
 const HIST_BYTES = 4 << 12;
+// Conversion modes of the fused kernels (wasm/kernels.ts).
+const MODE_AXPBY = 0;
+const MODE_COPY = 1;
+const MODE_CLAMP = 2;
 
 let compiled: WebAssembly.Module | undefined;
 
@@ -138,8 +201,30 @@ function resizableSupported(): boolean {
 
 // Whether every scalar is a float32 value (or NaN), so the module computes what f32() does.
 function allF32(...values: number[]): boolean {
-  for (const v of values) if (Math.fround(v) !== v && v === v) return false;
+  for (const v of values) if (!isF32(v)) return false;
   return true;
+}
+
+function isF32(v: number): boolean {
+  return Math.fround(v) === v || v !== v;
+}
+
+// Whether two tensors may share memory (conservatively, for views that are not contiguous).
+function overlaps(a: Tensor, b: Tensor): boolean {
+  if (a.data.buffer !== b.data.buffer || a.size === 0 || b.size === 0) {
+    return false;
+  }
+  const [aStart, aEnd] = extent(a);
+  const [bStart, bEnd] = extent(b);
+  return aStart < bEnd && bStart < aEnd;
+}
+
+function extent(t: Tensor): [number, number] {
+  if (t.isContiguous()) {
+    const start = t.data.byteOffset + 4 * t.offset;
+    return [start, start + 4 * t.size];
+  }
+  return [t.data.byteOffset, t.data.byteOffset + t.data.byteLength];
 }
 
 // torch's lerp, as in backends/cpu.ts.
@@ -209,6 +294,8 @@ export class WasmKernels implements Kernels<Tensor> {
   #extra = 0;
   // The radix histogram of thresholding, kept zeroed between calls.
   #hist = 0;
+  // The tensors `empty()` allocated in the memory (resident by construction).
+  readonly #allocated = new WeakSet<Tensor>();
 
   /**
    * Instantiates the module (synchronously; it is about 3 KB).
@@ -248,7 +335,10 @@ export class WasmKernels implements Kernels<Tensor> {
    * instance's memory. Other tensors are copied in and out per call.
    */
   isResident(t: Tensor): boolean {
-    return t.data.buffer === this.#buffer && t.isContiguous();
+    // Tensors of `empty()` are known to be; the contiguity check reads the (frozen, so slow to
+    // read) shape and strides, which matters in a step of a few microseconds.
+    return this.#allocated.has(t) ||
+      (t.data.buffer === this.#buffer && t.isContiguous());
   }
 
   /**
@@ -262,7 +352,9 @@ export class WasmKernels implements Kernels<Tensor> {
     const pointer = this.#allocate(bytes);
     const data = new Float32Array(this.#buffer, pointer, n);
     this.#registry.register(data, [pointer, bytes]);
-    return new Tensor(data, shape);
+    const tensor = new Tensor(data, shape);
+    this.#allocated.add(tensor);
+    return tensor;
   }
 
   /** `out = x`. */
@@ -294,9 +386,9 @@ export class WasmKernels implements Kernels<Tensor> {
     if (n === 0) return;
     const ex = this.#exports;
     const [po, px, py] = this.#stage(out, false, [x, y]);
-    if (py === undefined) ex.axDiv(po, a, px!, d, n);
-    else ex.axpbyDiv(po, a, px!, b, py, d, n);
-    this.#unstage(out, po);
+    if (y === null) ex.axDiv(po!, a, px!, d, n);
+    else ex.axpbyDiv(po!, a, px!, b, py!, d, n);
+    this.#unstage(out, po!);
   }
 
   /**
@@ -392,6 +484,361 @@ export class WasmKernels implements Kernels<Tensor> {
   }
 
   /**
+   * Model-output conversion into `converted` and the multistep update into `out` in one SIMD
+   * pass (see {@link Kernels.convertAndUpdate}): the same bits as `axpbyDiv` (or `copy`) then
+   * `multistep`, reading and writing 5 arrays at order 2 and 6 at order 3 instead of 7 and 8.
+   * Takes the separate kernels when `converted` shares memory with another operand or a
+   * coefficient is not a float32 value.
+   */
+  convertAndUpdate(
+    out: Tensor,
+    converted: Tensor,
+    sample: Tensor,
+    modelOutput: Tensor,
+    conversion: ModelOutputConversion,
+    history: readonly Tensor[],
+    c: MultistepCoefficients,
+    noise: Tensor | null,
+  ): void {
+    const order = c.order;
+    checkSameShape("convertAndUpdate", out, sample);
+    checkSameShape("convertAndUpdate", out, converted);
+    checkSameShape("convertAndUpdate", out, modelOutput);
+    if (history.length < order - 1) {
+      throw new TypeError(
+        `Cannot run convertAndUpdate as an order-${order} update needs ${
+          order - 1
+        } earlier outputs: current count is ${history.length}`,
+      );
+    }
+    for (let k = 0; k < order - 1; k++) {
+      checkSameShape("convertAndUpdate", out, history[k]!);
+    }
+    const withNoise = c.e !== 0 && noise !== null;
+    if (withNoise) checkSameShape("convertAndUpdate", out, noise);
+    const copy = conversion.form === "copy";
+    const m1 = order >= 2 ? history[0]! : null;
+    const m2 = order >= 3 ? history[1]! : null;
+    const n = out.size;
+    const allResident = this.isResident(out) && this.isResident(converted) &&
+      this.isResident(sample) && this.isResident(modelOutput) &&
+      (m1 === null || this.isResident(m1)) &&
+      (m2 === null || this.isResident(m2)) &&
+      (!withNoise || this.isResident(noise));
+    let po = 0, pc = 0, px = 0, pm = 0, p1 = 0, p2 = 0, pn = 0;
+    let separate = !(copy ||
+      (isF32(conversion.a) && isF32(conversion.b) && isF32(conversion.d))) ||
+      !(isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
+        isF32(c.k0) && isF32(c.k1) && isF32(c.q) && isF32(c.k2) &&
+        (!withNoise || isF32(c.e)));
+    if (allResident) {
+      // The usual case: every operand in the module's memory, nothing staged or allocated.
+      po = this.#pointer(out);
+      pc = this.#pointer(converted);
+      px = this.#pointer(sample);
+      pm = this.#pointer(modelOutput);
+      if (m1 !== null) p1 = this.#pointer(m1);
+      if (m2 !== null) p2 = this.#pointer(m2);
+      if (withNoise) pn = this.#pointer(noise);
+      const bytes = 4 * n;
+      const clash = (p: number) => p < pc + bytes && pc < p + bytes;
+      separate ||= clash(po) || clash(px) || clash(pm) ||
+        (m1 !== null && clash(p1)) || (m2 !== null && clash(p2)) ||
+        (withNoise && clash(pn));
+    } else {
+      separate ||= overlaps(converted, out) || overlaps(converted, sample) ||
+        overlaps(converted, modelOutput) ||
+        (m1 !== null && overlaps(converted, m1)) ||
+        (m2 !== null && overlaps(converted, m2)) ||
+        (withNoise && overlaps(converted, noise));
+    }
+    if (separate) {
+      return this.#convertThenUpdate(
+        out,
+        converted,
+        sample,
+        modelOutput,
+        conversion,
+        history,
+        c,
+        noise,
+      );
+    }
+    if (n === 0) return;
+    if (!allResident) {
+      const pointers = this.#stage(
+        [out, converted],
+        false,
+        [sample, modelOutput, m1, m2, withNoise ? noise : null],
+      );
+      [po, pc, px, pm, p1, p2, pn] = pointers as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
+    }
+    // m0 = (ca·p + cb·q) / cd: the sample first, or the model output first.
+    const sampleFirst = conversion.form !== "model-first";
+    const pp = copy ? pm : sampleFirst ? px : pm;
+    const pq = copy ? pm : sampleFirst ? pm : px;
+    const ca = copy ? 1 : conversion.a;
+    const cb = copy ? 0 : conversion.b;
+    const cd = copy ? 1 : conversion.d;
+    const e = withNoise ? c.e : 0;
+    const ex = this.#exports;
+    const flag = copy ? MODE_COPY : MODE_AXPBY;
+    if (order === 1) {
+      ex.convertUpdate1(
+        po,
+        pc,
+        px,
+        pp,
+        pq,
+        ca,
+        cb,
+        cd,
+        flag,
+        c.a,
+        c.b,
+        pn,
+        e,
+        n,
+      );
+    } else if (order === 2) {
+      ex.convertUpdate2(
+        po,
+        pc,
+        px,
+        pp,
+        pq,
+        ca,
+        cb,
+        cd,
+        flag,
+        c.a,
+        c.b,
+        c.c,
+        c.k0,
+        p1,
+        pn,
+        e,
+        n,
+      );
+    } else {
+      ex.convertUpdate3(
+        po,
+        pc,
+        px,
+        pp,
+        pq,
+        ca,
+        cb,
+        cd,
+        flag,
+        c.a,
+        c.b,
+        c.c,
+        c.k0,
+        p1,
+        c.d,
+        c.k1,
+        c.q,
+        c.k2,
+        p2,
+        pn,
+        e,
+        n,
+      );
+    }
+    if (!allResident) {
+      this.#unstage(out, po);
+      this.#unstage(converted, pc);
+    }
+  }
+
+  // convertAndUpdate the separate way: conversion, then the update.
+  #convertThenUpdate(
+    out: Tensor,
+    converted: Tensor,
+    sample: Tensor,
+    modelOutput: Tensor,
+    conversion: ModelOutputConversion,
+    history: readonly Tensor[],
+    c: MultistepCoefficients,
+    noise: Tensor | null,
+  ): void {
+    const { form, a, b, d } = conversion;
+    if (form === "copy") this.copy(converted, modelOutput);
+    else if (form === "sample-first") {
+      this.axpbyDiv(converted, a, sample, b, modelOutput, d);
+    } else this.axpbyDiv(converted, a, modelOutput, b, sample, d);
+    this.multistep(
+      out,
+      sample,
+      [converted, ...history].slice(0, c.order),
+      c,
+      noise,
+    );
+  }
+
+  /**
+   * Dynamic thresholding of `x0` with the clamp and divide fused into the multistep update (see
+   * {@link Kernels.thresholdAndUpdate}): the quantile by selection per item as {@link threshold},
+   * then one SIMD pass per item that writes the thresholded `x0` and the update. The same bits
+   * as `threshold` then `multistep`.
+   */
+  thresholdAndUpdate(
+    out: Tensor,
+    x0: Tensor,
+    sample: Tensor,
+    ratio: number,
+    maxValue: number,
+    history: readonly Tensor[],
+    c: MultistepCoefficients,
+    noise: Tensor | null,
+  ): void {
+    const order = c.order;
+    checkSameShape("thresholdAndUpdate", out, sample);
+    checkSameShape("thresholdAndUpdate", out, x0);
+    if (history.length < order - 1) {
+      throw new TypeError(
+        `Cannot run thresholdAndUpdate as an order-${order} update needs ${
+          order - 1
+        } earlier outputs: current count is ${history.length}`,
+      );
+    }
+    for (let k = 0; k < order - 1; k++) {
+      checkSameShape("thresholdAndUpdate", out, history[k]!);
+    }
+    const withNoise = c.e !== 0 && noise !== null;
+    if (withNoise) checkSameShape("thresholdAndUpdate", out, noise);
+    const m1 = order >= 2 ? history[0]! : null;
+    const m2 = order >= 3 ? history[1]! : null;
+    const batch = x0.shape.length === 0 ? 1 : x0.shape[0]!;
+    const perItem = batch === 0 ? 0 : x0.size / batch;
+    const rank = f32(f32(ratio) * (perItem - 1));
+    const below = Math.trunc(rank);
+    const weight = f32(rank - below);
+    if (
+      perItem === 0 ||
+      !(below >= 0 && below < perItem &&
+        (weight === 0 || below + 1 < perItem)) ||
+      !(isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
+        isF32(c.k0) && isF32(c.k1) && isF32(c.q) && isF32(c.k2) &&
+        (!withNoise || isF32(c.e))) ||
+      overlaps(x0, out) || overlaps(x0, sample) ||
+      (m1 !== null && overlaps(x0, m1)) ||
+      (m2 !== null && overlaps(x0, m2)) ||
+      (withNoise && overlaps(x0, noise))
+    ) {
+      this.threshold(x0, ratio, maxValue);
+      this.multistep(out, sample, [x0, ...history].slice(0, order), c, noise);
+      return;
+    }
+    const [po, pc, px, p1, p2, pn] = this.#stage(
+      [out, x0],
+      true,
+      [sample, m1, m2, withNoise ? noise : null],
+      perItem * 4,
+    ) as [number, number, number, number, number, number];
+    const ex = this.#exports;
+    const hist = this.#histogram();
+    const selection = this.#extra;
+    const max = f32(maxValue);
+    const e = withNoise ? c.e : 0;
+    for (let item = 0; item < batch; item++) {
+      const at = item * perItem * 4;
+      const low = ex.absOrderStat(
+        pc + at,
+        perItem,
+        below,
+        weight !== 0 ? 1 : 0,
+        hist,
+        selection,
+      );
+      let s = NaN;
+      if (low === low) {
+        const level = lerpF32(low, weight !== 0 ? ex.nextStat() : low, weight);
+        // torch.clamp(s, min=1, max=sample_max_value).
+        s = Math.min(Math.max(level, 1), max);
+      }
+      // m0 = clamp(x0, -s, s) / s, in place, then the update.
+      const [o, x, x0p] = [po + at, px + at, pc + at];
+      const n1 = m1 === null ? 0 : p1 + at;
+      const nn = withNoise ? pn + at : 0;
+      if (order === 1) {
+        ex.convertUpdate1(
+          o,
+          x0p,
+          x,
+          x0p,
+          x0p,
+          s,
+          -s,
+          s,
+          MODE_CLAMP,
+          c.a,
+          c.b,
+          nn,
+          e,
+          perItem,
+        );
+      } else if (order === 2) {
+        ex.convertUpdate2(
+          o,
+          x0p,
+          x,
+          x0p,
+          x0p,
+          s,
+          -s,
+          s,
+          MODE_CLAMP,
+          c.a,
+          c.b,
+          c.c,
+          c.k0,
+          n1,
+          nn,
+          e,
+          perItem,
+        );
+      } else {
+        ex.convertUpdate3(
+          o,
+          x0p,
+          x,
+          x0p,
+          x0p,
+          s,
+          -s,
+          s,
+          MODE_CLAMP,
+          c.a,
+          c.b,
+          c.c,
+          c.k0,
+          n1,
+          c.d,
+          c.k1,
+          c.q,
+          c.k2,
+          p2 + at,
+          nn,
+          e,
+          perItem,
+        );
+      }
+    }
+    this.#unstage(out, po);
+    this.#unstage(x0, pc);
+  }
+
+  /**
    * The benchmark floor (see `bench/cpu_bench.ts`): one SIMD streaming pass that reads the
    * sample, the model output and `history` (1 or 2) earlier outputs, and writes the converted
    * output and the result, as a fused step would. All tensors must be resident, with a size
@@ -481,16 +928,18 @@ export class WasmKernels implements Kernels<Tensor> {
   }
 
   // Where each operand lives for a call: resident tensors in place, others copied into the
-  // staging area (slot 0 is `out`'s, loaded only when `readOut`). Returns byte pointers: `out`'s
-  // first, then each non-null input's. `extraBytes` reserves scratch after the slots.
+  // staging area, one slot per operand (the outputs' slots are loaded only when `readOut`).
+  // Returns byte pointers: the outputs' first, then each input's (0 for a null input).
+  // `extraBytes` reserves scratch after the slots.
   #stage(
-    out: Tensor,
+    outs: Tensor | readonly Tensor[],
     readOut: boolean,
     inputs: readonly (Tensor | null)[],
     extraBytes = 0,
   ): number[] {
-    const slotBytes = roundUp(out.size * 4);
-    const slots = 1 + inputs.length;
+    const outputs = outs instanceof Tensor ? [outs] : outs;
+    const slotBytes = roundUp(outputs[0]!.size * 4);
+    const slots = outputs.length + inputs.length;
     const needed = slotBytes * slots + roundUp(extraBytes);
     if (this.#scratch.bytes < needed) {
       if (this.#scratch.bytes > 0) {
@@ -500,21 +949,21 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     const base = this.#scratch.pointer;
     this.#extra = base + slotBytes * slots;
-    const pointers = [
-      this.isResident(out)
-        ? this.#pointer(out)
-        : readOut
-        ? this.#stageInto(out, base)
-        : base,
-    ];
-    inputs.forEach((t, i) => {
-      if (t === null) return;
+    const pointers: number[] = [];
+    for (let i = 0; i < slots; i++) {
+      const output = i < outputs.length;
+      const t = output ? outputs[i]! : inputs[i - outputs.length] ?? null;
+      const slot = base + slotBytes * i;
       pointers.push(
-        this.isResident(t)
+        t === null
+          ? 0
+          : this.isResident(t)
           ? this.#pointer(t)
-          : this.#stageInto(t, base + slotBytes * (i + 1)),
+          : output && !readOut
+          ? slot
+          : this.#stageInto(t, slot),
       );
-    });
+    }
     return pointers;
   }
 
