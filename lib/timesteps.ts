@@ -5,7 +5,7 @@
  *
  * @module
  */
-import betaQuantile from "@stdlib/stats-base-dists-beta-quantile";
+import { betaQuantile } from "./_beta_quantile.ts";
 import { f32 } from "./_f32.ts";
 import { numpyLogF32 } from "./_numpy_log.ts";
 
