@@ -1,0 +1,117 @@
+/**
+ * `invert`: the inversion loop (clean sample → the noise that regenerates it) that a user would
+ * otherwise write by hand around `DPMSolverMultistepInverseScheduler`, for any model function.
+ *
+ * @module
+ */
+import type { MultistepScheduler } from "./multistep_core.ts";
+import type { Tensor } from "./tensor.ts";
+import { classLabelsFor, prepare } from "./_loop.ts";
+
+/**
+ * A noise-prediction model as the loops call it: the sample (batch first), the timestep, and
+ * optionally one class label per batch item and a classifier-free guidance scale. It may be
+ * synchronous or return a promise (an ONNX Runtime session, a GPU model). A model without
+ * conditioning ignores the last two arguments.
+ */
+export type DiffusionModel = (
+  sample: Tensor,
+  timestep: number,
+  classLabels?: Int32Array,
+  guidanceScale?: number,
+) => Tensor | Promise<Tensor>;
+
+/** What a progress callback receives after each step. */
+export interface LoopProgress {
+  /** Steps done so far (1 after the first). */
+  step: number;
+  /** Steps this loop will take. */
+  steps: number;
+  /** The timestep the model was just evaluated at. */
+  timestep: number;
+  /** The sample after this step. */
+  sample: Tensor;
+}
+
+/** Options shared by {@link invert} and `generate`. */
+export interface LoopOptions {
+  /**
+   * Calls `scheduler.setTimesteps(numInferenceSteps)` first; when omitted the scheduler must
+   * already have a schedule, which is then restarted.
+   */
+  numInferenceSteps?: number;
+  /**
+   * The fraction of the schedule to run, in [0, 1]: `trunc(n · strength)` of the `n` steps, as
+   * diffusers' image-to-image pipelines count them.
+   * @default {1}
+   */
+  strength?: number;
+  /** One class label per batch item, passed to the model. */
+  classLabels?: ArrayLike<number>;
+  /** Classifier-free guidance scale, passed to the model (1 or omitted: no guidance). */
+  guidanceScale?: number;
+  /** Called after every step; awaited when it returns a promise. */
+  onProgress?: (progress: LoopProgress) => void | Promise<void>;
+}
+
+/** The result of {@link invert}. */
+export interface InversionResult {
+  /** The inverted sample: the noise (or partially noised sample) that regenerates the input. */
+  sample: Tensor;
+  /** The scheduler sigma the sample sits at; pass it to `generate` as `startSigma`. */
+  sigma: number;
+  /** Steps taken. */
+  steps: number;
+}
+
+/**
+ * Inverts `image` with `scheduler` (a `DPMSolverMultistepInverseScheduler`): runs the model and
+ * the scheduler's steps from t = 0 up the schedule, all of it or the first `strength` of it.
+ * Resets the scheduler's state; allocates one sample per step.
+ *
+ * @param model The noise-prediction model.
+ * @param image The clean sample, batch first.
+ * @param scheduler The inverse scheduler, configured as the model was trained.
+ * @param options Steps, strength, conditioning and a progress callback.
+ * @returns The inverted sample, the sigma it reached and the number of steps.
+ * @throws {RangeError} A `strength` outside [0, 1], or no schedule set.
+ * @throws {TypeError} `classLabels` whose length is not the batch size.
+ *
+ * @example Invert with a stand-in model, then regenerate
+ * ```ts
+ * import { DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler, generate, invert, Tensor } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const model = (x: Tensor, _t: number) => new Tensor(x.toFloat32Array().map((v) => 0.5 * Math.tanh(v)), x.shape);
+ * const image = Tensor.from([0.5, -0.25, 0.125, 1], [1, 1, 2, 2]);
+ * const inverted = await invert(model, image, new DPMSolverMultistepInverseScheduler(), { numInferenceSteps: 20 });
+ * assert.equal(inverted.steps, 20);
+ * const back = await generate(model, inverted.sample, new DPMSolverMultistepScheduler(), {
+ *   numInferenceSteps: 20,
+ *   startSigma: inverted.sigma,
+ * });
+ * assert.ok(back.toFloat32Array().every(Number.isFinite));
+ * ```
+ */
+export async function invert(
+  model: DiffusionModel,
+  image: Tensor,
+  scheduler: MultistepScheduler,
+  options: LoopOptions = {},
+): Promise<InversionResult> {
+  const { timesteps, steps } = prepare("invert", scheduler, image, options);
+  const labels = classLabelsFor("invert", image, options.classLabels);
+  let sample = image;
+  for (let i = 0; i < steps; i++) {
+    const t = timesteps[i]!;
+    const output = await model(
+      scheduler.scaleModelInput(sample, t),
+      t,
+      labels,
+      options.guidanceScale,
+    );
+    sample = scheduler.step(output, t, sample).prevSample;
+    await options.onProgress?.({ step: i + 1, steps, timestep: t, sample });
+  }
+  return { sample, sigma: scheduler.sigmas[steps]!, steps };
+}

@@ -1,0 +1,28 @@
+/**
+ * ONNX Runtime adapters (`@dpmsolver/scheduler/onnx`): an `InferenceSession` of a noise-prediction
+ * model as the async model function that `invert` and `generate` call, with classifier-free
+ * guidance in one batched call. This entry imports `npm:onnxruntime-node`, a native addon, so it
+ * is separate from the main entry; Deno needs `--allow-read --allow-env --allow-ffi` to load it.
+ *
+ * @example Invert a digit and edit it to another class
+ * ```ts ignore
+ * import * as ort from "onnxruntime-node";
+ * import { onnxDiffusionModel } from "@dpmsolver/scheduler/onnx";
+ * import { DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler, generate, invert } from "@dpmsolver/scheduler";
+ *
+ * const dir = "reference/models/digits";
+ * const model = onnxDiffusionModel(await ort.InferenceSession.create(`${dir}/unet.onnx`), { nullClassLabel: 10 });
+ * const inverse = await DPMSolverMultistepInverseScheduler.fromPretrained(dir, { subfolder: "scheduler" });
+ * const forward = await DPMSolverMultistepScheduler.fromPretrained(dir, { subfolder: "scheduler" });
+ * const inverted = await invert(model, digit, inverse, { numInferenceSteps: 50, classLabels: [3] });
+ * const edited = await generate(model, inverted.sample, forward, {
+ *   numInferenceSteps: 50,
+ *   startSigma: inverted.sigma,
+ *   classLabels: [8],
+ *   guidanceScale: 3,
+ * });
+ * ```
+ *
+ * @module
+ */
+export * from "./lib/onnx/onnx_model.ts";
