@@ -35,3 +35,6 @@ export * from "./lib/multistep_inverse.ts";
 export * from "./lib/multistep.ts";
 export * from "./lib/random.ts";
 export * from "./lib/npy.ts";
+export * from "./lib/analytic.ts";
+export * from "./lib/invert.ts";
+export * from "./lib/generate.ts";
