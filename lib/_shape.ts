@@ -32,6 +32,25 @@ export function formatShape(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
+/**
+ * Checks that a kernel's operand has the shape of its output.
+ *
+ * @throws {TypeError} The shapes differ.
+ */
+export function checkSameShape(
+  name: string,
+  out: { readonly shape: readonly number[] },
+  other: { readonly shape: readonly number[] },
+): void {
+  if (!sameShape(out.shape, other.shape)) {
+    throw new TypeError(
+      `Cannot run ${name} as the operands' shapes differ: ${
+        formatShape(out.shape)
+      } and ${formatShape(other.shape)}`,
+    );
+  }
+}
+
 /** Whether (shape, strides) lays the elements out row-major without gaps. */
 export function isRowMajor(
   shape: readonly number[],

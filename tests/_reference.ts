@@ -4,8 +4,19 @@ import { f32 } from "../lib/_f32.ts";
 import { parseConfigJson } from "../lib/config.ts";
 import { readNpy, readNpyTensor } from "../lib/npy.ts";
 import { Tensor } from "../lib/tensor.ts";
+import {
+  DPMSolverMultistepInverseScheduler,
+  DPMSolverMultistepScheduler,
+} from "../mod.ts";
 
 export const REFERENCE_DIR = new URL("../reference/", import.meta.url);
+
+/** Each step fed diffusers' own inputs: within this × max(1, max|reference|). */
+export const STEP_TOLERANCE = 1e-5;
+/** A whole loop on our own samples: within this × max(1, max|reference|). */
+export const LOOP_TOLERANCE = 1e-4;
+/** Sigmas: within this, relative. */
+export const SIGMA_TOLERANCE = 1e-6;
 
 /** One case of reference/manifest.json. */
 export interface ReferenceCase {
@@ -60,6 +71,17 @@ export async function int32(
 
 export function float32(c: ReferenceCase, file: string): Promise<Tensor> {
   return readNpyTensor(caseFile(c, file));
+}
+
+/** The case's scheduler, loaded from its saved config, with its timesteps set. */
+export async function schedulerFor(
+  c: ReferenceCase,
+): Promise<DPMSolverMultistepInverseScheduler> {
+  const scheduler = DPMSolverMultistepInverseScheduler.fromConfig(
+    await savedConfig(c),
+  );
+  scheduler.setTimesteps(c.num_inference_steps);
+  return scheduler;
 }
 
 /** Row `i` of a stacked tensor, as a tensor of the remaining dimensions (a view). */
@@ -161,6 +183,27 @@ export const randnCases = Object.entries(forwardManifest.randn)
 
 export function forwardFile(c: ForwardCase, file: string): URL {
   return new URL(`forward/${c.name}/${file}`, REFERENCE_DIR);
+}
+
+/**
+ * The forward case's scheduler, loaded from its saved config, with its timesteps set (custom
+ * timesteps, or a step count and `mu` where the case has them).
+ */
+export async function forwardSchedulerFor(
+  c: ForwardCase,
+): Promise<DPMSolverMultistepScheduler> {
+  const file = forwardFile(c, "scheduler_config.json");
+  const scheduler = DPMSolverMultistepScheduler.fromConfig(
+    parseConfigJson(await Deno.readTextFile(file), file.pathname),
+  );
+  if (c.custom_timesteps !== null) {
+    scheduler.setTimesteps(null, { timesteps: c.custom_timesteps });
+  } else if (c.mu !== null) {
+    scheduler.setTimesteps(c.num_inference_steps!, { mu: c.mu });
+  } else {
+    scheduler.setTimesteps(c.num_inference_steps!);
+  }
+  return scheduler;
 }
 
 /** A forward case's per-step rows: samples (steps + 1), model outputs and SDE noises (steps). */

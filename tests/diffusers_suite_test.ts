@@ -7,42 +7,17 @@ import {
   type SchedulerConfig,
   Tensor,
 } from "../mod.ts";
+import {
+  dummyModel,
+  dummySampleDeter,
+  meanAbs,
+  TEST_CONFIG,
+} from "./_diffusers_fixtures.ts";
 
 function testConfig(
   overrides: Partial<SchedulerConfig> = {},
 ): Partial<SchedulerConfig> {
-  return {
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    solver_order: 2,
-    prediction_type: "epsilon",
-    thresholding: false,
-    sample_max_value: 1.0,
-    algorithm_type: "dpmsolver++",
-    solver_type: "midpoint",
-    lower_order_final: false,
-    lambda_min_clipped: -Infinity,
-    variance_type: null,
-    ...overrides,
-  };
-}
-
-// torch.arange(384).reshape(3, 8, 8, 4) / 384, permuted to (4, 3, 8, 8): a strided view.
-function dummySampleDeter(): Tensor {
-  const n = 4 * 3 * 8 * 8;
-  const data = Float32Array.from({ length: n }, (_, i) => i / n);
-  return new Tensor(data, [3, 8, 8, 4]).permute([3, 0, 1, 2]);
-}
-
-// `sample * t / (t + 1)` in float32.
-function dummyModel(sample: Tensor, t: number): Tensor {
-  const tt = f32(t);
-  const values = sample.toFloat32Array().map((x) =>
-    f32(f32(x * tt) / f32(tt + 1))
-  );
-  return new Tensor(values, sample.shape);
+  return { ...TEST_CONFIG, ...overrides };
 }
 
 function fullLoop(scheduler: DPMSolverMultistepInverseScheduler): Tensor {
@@ -52,11 +27,6 @@ function fullLoop(scheduler: DPMSolverMultistepInverseScheduler): Tensor {
     sample = scheduler.step(dummyModel(sample, t), t, sample).prevSample;
   }
   return sample;
-}
-
-function meanAbs(x: Tensor): number {
-  const values = x.toFloat32Array();
-  return values.reduce((s, v) => s + Math.abs(v), 0) / values.length;
 }
 
 Deno.test("full loop matches diffusers' expected mean |x| 0.7047", () => {

@@ -2,59 +2,30 @@
 // v0.37.0), ported with its dummy model, deterministic sample and noise, torch.manual_seed(0) as
 // TorchGenerator(0), and its expected values.
 import assert from "node:assert/strict";
-import { f32 } from "../lib/_f32.ts";
 import {
   type DPMSolverMultistepConfig,
   DPMSolverMultistepInverseScheduler,
   DPMSolverMultistepScheduler,
-  Tensor,
+  type Tensor,
   TorchGenerator,
 } from "../mod.ts";
+import {
+  dummyModel,
+  dummyNoiseDeter,
+  dummySampleDeter,
+  meanAbs,
+  TEST_CONFIG,
+} from "./_diffusers_fixtures.ts";
 
 function testConfig(
   overrides: Partial<DPMSolverMultistepConfig> = {},
 ): Partial<DPMSolverMultistepConfig> {
   return {
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    solver_order: 2,
-    prediction_type: "epsilon",
-    thresholding: false,
-    sample_max_value: 1.0,
-    algorithm_type: "dpmsolver++",
-    solver_type: "midpoint",
-    lower_order_final: false,
+    ...TEST_CONFIG,
     euler_at_final: false,
-    lambda_min_clipped: -Infinity,
-    variance_type: null,
     final_sigmas_type: "sigma_min",
     ...overrides,
   };
-}
-
-// torch.arange(384).reshape(3, 8, 8, 4) / 384, permuted to (4, 3, 8, 8): a strided view.
-function dummySampleDeter(): Tensor {
-  const n = 4 * 3 * 8 * 8;
-  const data = Float32Array.from({ length: n }, (_, i) => i / n);
-  return new Tensor(data, [3, 8, 8, 4]).permute([3, 0, 1, 2]);
-}
-
-// The same with arange flipped.
-function dummyNoiseDeter(): Tensor {
-  const n = 4 * 3 * 8 * 8;
-  const data = Float32Array.from({ length: n }, (_, i) => (n - 1 - i) / n);
-  return new Tensor(data, [3, 8, 8, 4]).permute([3, 0, 1, 2]);
-}
-
-// `sample * t / (t + 1)` in float32.
-function dummyModel(sample: Tensor, t: number): Tensor {
-  const tt = f32(t);
-  const values = sample.toFloat32Array().map((x) =>
-    f32(f32(x * tt) / f32(tt + 1))
-  );
-  return new Tensor(values, sample.shape);
 }
 
 function loop(
@@ -75,11 +46,6 @@ function fullLoop(
 ): Tensor {
   scheduler.setTimesteps(10);
   return loop(scheduler);
-}
-
-function meanAbs(x: Tensor): number {
-  const values = x.toFloat32Array();
-  return values.reduce((s, v) => s + Math.abs(v), 0) / values.length;
 }
 
 function assertMean(x: Tensor, expected: number): void {

@@ -3,33 +3,20 @@
 // diffusers' own inputs within 1e-5 × max(1, max|reference|); the whole loop on our own samples
 // within 1e-4 of that scale.
 import assert from "node:assert/strict";
-import { DPMSolverMultistepInverseScheduler } from "../mod.ts";
 import {
   bitEqual,
   cases,
   float32,
   int32,
+  LOOP_TOLERANCE,
   maxAbs,
   maxAbsDiff,
-  type ReferenceCase,
   row,
-  savedConfig,
+  schedulerFor,
+  SIGMA_TOLERANCE,
   standinModel,
+  STEP_TOLERANCE,
 } from "./_reference.ts";
-
-export const STEP_TOLERANCE = 1e-5;
-export const LOOP_TOLERANCE = 1e-4;
-export const SIGMA_TOLERANCE = 1e-6;
-
-async function schedulerFor(
-  c: ReferenceCase,
-): Promise<DPMSolverMultistepInverseScheduler> {
-  const scheduler = DPMSolverMultistepInverseScheduler.fromConfig(
-    await savedConfig(c),
-  );
-  scheduler.setTimesteps(c.num_inference_steps);
-  return scheduler;
-}
 
 const worst = {
   step: { error: 0, case: "" },

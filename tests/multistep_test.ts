@@ -4,41 +4,22 @@
 // (and, for SDE cases, its recorded noise) within 1e-5 × max(1, max|reference|); the whole loop on
 // our own samples, with SDE noise from TorchGenerator(seed), within 1e-4 of that scale.
 import assert from "node:assert/strict";
-import { DPMSolverMultistepScheduler, type Tensor } from "../mod.ts";
+import type { Tensor } from "../mod.ts";
 import { TorchGenerator } from "../lib/random.ts";
-import { parseConfigJson } from "../lib/config.ts";
 import { readNpy, readNpyTensor } from "../lib/npy.ts";
 import {
   bitEqual,
-  type ForwardCase,
   forwardCases,
   forwardFile,
+  forwardSchedulerFor,
   forwardTrajectory,
+  LOOP_TOLERANCE,
   maxAbs,
   maxAbsDiff,
+  SIGMA_TOLERANCE,
   standinModel,
+  STEP_TOLERANCE,
 } from "./_reference.ts";
-
-const STEP_TOLERANCE = 1e-5;
-const LOOP_TOLERANCE = 1e-4;
-const SIGMA_TOLERANCE = 1e-6;
-
-async function schedulerFor(
-  c: ForwardCase,
-): Promise<DPMSolverMultistepScheduler> {
-  const file = forwardFile(c, "scheduler_config.json");
-  const scheduler = DPMSolverMultistepScheduler.fromConfig(
-    parseConfigJson(await Deno.readTextFile(file), file.pathname),
-  );
-  if (c.custom_timesteps !== null) {
-    scheduler.setTimesteps(null, { timesteps: c.custom_timesteps });
-  } else if (c.mu !== null) {
-    scheduler.setTimesteps(c.num_inference_steps!, { mu: c.mu });
-  } else {
-    scheduler.setTimesteps(c.num_inference_steps!);
-  }
-  return scheduler;
-}
 
 const worst = {
   step: { error: 0, case: "" },
@@ -50,7 +31,7 @@ let totalSteps = 0;
 
 for (const c of forwardCases) {
   Deno.test(`forward ${c.name}: timesteps and sigmas match diffusers`, async () => {
-    const scheduler = await schedulerFor(c);
+    const scheduler = await forwardSchedulerFor(c);
     assert.deepEqual(Array.from(scheduler.timesteps), c.timesteps);
     assert.equal(scheduler.sigmas.length, c.sigmas.length);
     c.sigmas.forEach((expected, i) => {
@@ -67,7 +48,7 @@ for (const c of forwardCases) {
 
   if (c.kind === "add_noise") {
     Deno.test(`forward ${c.name}: addNoise matches diffusers`, async () => {
-      const scheduler = await schedulerFor(c);
+      const scheduler = await forwardSchedulerFor(c);
       const load = (f: string) => readNpyTensor(forwardFile(c, f));
       const timesteps =
         (await readNpy(forwardFile(c, "noise_timesteps.npy"))).data;
@@ -86,7 +67,7 @@ for (const c of forwardCases) {
   }
 
   Deno.test(`forward ${c.name}: each step matches diffusers on diffusers' inputs`, async () => {
-    const scheduler = await schedulerFor(c);
+    const scheduler = await forwardSchedulerFor(c);
     const { samples, modelOutputs, noises } = await forwardTrajectory(c);
     assert.equal(samples.length, c.steps + 1);
     for (let i = 0; i < c.steps; i++) {
@@ -106,7 +87,7 @@ for (const c of forwardCases) {
   });
 
   Deno.test(`forward ${c.name}: a whole sampling loop with the stand-in model matches diffusers`, async () => {
-    const scheduler = await schedulerFor(c);
+    const scheduler = await forwardSchedulerFor(c);
     const { samples } = await forwardTrajectory(c);
     let sample: Tensor = samples[0]!.clone();
     const generator = c.seed === null ? undefined : new TorchGenerator(c.seed);

@@ -1,34 +1,38 @@
 // The WebGPU backend against the CPU backend and diffusers: every reference case of
 // reference/manifest.json stepped on the device, and the kernels on their own (strided views,
-// thresholding, noise, split dispatches). Tolerances: GPU vs CPU within 1e-6 × max(1, max|x|);
+// thresholding, noise, split dispatches, the fused convertAndUpdate and thresholdAndUpdate against
+// the separate kernels bit for bit, aliasing fallbacks), device loss and a missing adapter. Tolerances: GPU vs CPU within 1e-6 × max(1, max|x|);
 // GPU vs diffusers as tests/multistep_inverse_test.ts (1e-5 per step, 1e-4 for a whole loop).
 import assert from "node:assert/strict";
 import {
   cpuKernels,
+  createWebGpuKernels,
   DPMSolverMultistepInverseScheduler,
   multistepCoefficients,
   requestWebGpuKernels,
   sigmaToAlphaSigma,
   Tensor,
+  WebGpuDeviceLostError,
   WebGpuKernels,
   type WebGpuTensor,
+  WebGpuUnavailableError,
 } from "../mod.ts";
+import type { ModelOutputConversion } from "../lib/kernels.ts";
 import { adapterName, available, ignore, required } from "./_gpu.ts";
 import {
   cases,
   float32,
   int32,
+  LOOP_TOLERANCE,
   maxAbs,
   maxAbsDiff,
-  type ReferenceCase,
   row,
-  savedConfig,
+  schedulerFor,
   standinModel,
+  STEP_TOLERANCE,
 } from "./_reference.ts";
 
 const GPU_TOLERANCE = 1e-6;
-const STEP_TOLERANCE = 1e-5;
-const LOOP_TOLERANCE = 1e-4;
 
 Deno.test({
   name: "WebGPU adapter exists under CI=true",
@@ -81,16 +85,6 @@ function checkCpu(gpuResult: Tensor, cpuResult: Tensor, where: string) {
     error <= GPU_TOLERANCE,
     `${where}: GPU vs CPU relative error ${error}`,
   );
-}
-
-async function schedulerFor(
-  c: ReferenceCase,
-): Promise<DPMSolverMultistepInverseScheduler> {
-  const scheduler = DPMSolverMultistepInverseScheduler.fromConfig(
-    await savedConfig(c),
-  );
-  scheduler.setTimesteps(c.num_inference_steps);
-  return scheduler;
 }
 
 for (const c of cases) {
@@ -420,6 +414,453 @@ gpuTest(
     const y = gpu.upload(Tensor.from([4]));
     assert.deepEqual(Array.from((await y.read()).toFloat32Array()), [4]);
     y.release();
+  },
+);
+
+// The fused kernels against the separate ones: bit-identical on the device (the same float32
+// operations in the same order), and within the CPU tolerance (bit-equal on llvmpipe).
+async function bitEqual(
+  fused: WebGpuTensor,
+  separate: WebGpuTensor,
+  cpuResult: Tensor,
+  what: string,
+) {
+  const [a, b] = await Promise.all([fused.read(), separate.read()]);
+  assert.deepEqual(
+    new Uint32Array(a.toFloat32Array().buffer),
+    new Uint32Array(b.toFloat32Array().buffer),
+    `${what}: fused and separate kernels differ`,
+  );
+  checkCpu(a, cpuResult, what);
+}
+
+// Work a kernel call records: [submits, dispatches].
+function recorded(gpu: WebGpuKernels, run: () => void): [number, number] {
+  const before = gpu.stats;
+  run();
+  const after = gpu.stats;
+  return [
+    after.submits - before.submits,
+    after.dispatches - before.dispatches,
+  ];
+}
+
+function convertOnCpu(
+  converted: Tensor,
+  sample: Tensor,
+  modelOutput: Tensor,
+  conversion: ModelOutputConversion,
+) {
+  const { form, a, b, d } = conversion;
+  if (form === "copy") cpuKernels.copy(converted, modelOutput);
+  else if (form === "sample-first") {
+    cpuKernels.axpbyDiv(converted, a, sample, b, modelOutput, d);
+  } else cpuKernels.axpbyDiv(converted, a, modelOutput, b, sample, d);
+}
+
+const conversions: ModelOutputConversion[] = [
+  { form: "copy", a: 1, b: 0, d: 1 },
+  {
+    form: "sample-first",
+    a: Math.fround(0.83),
+    b: Math.fround(-0.41),
+    d: Math.fround(0.77),
+  },
+  {
+    form: "model-first",
+    a: Math.fround(1.3),
+    b: Math.fround(0.6),
+    d: Math.fround(1.1),
+  },
+];
+
+gpuTest(
+  "convertAndUpdate() is one dispatch, bit-identical to the separate kernels (forms × orders × noise, strided)",
+  async (gpu) => {
+    const shape = [2, 3, 5, 7];
+    const dims = [1, 3, 2, 0];
+    // Permuted views, and the model output as a channel slice of a doubled tensor.
+    const bases = [1, 2, 3, 4].map((seed) => values([7, 2, 5, 3], 40 + seed));
+    const doubled = values([2, 6, 5, 7], 45);
+    const [x, m1, m2, noise] = bases.map((t) => t.permute(dims));
+    const modelOutput = doubled.slice(1, 3, 6);
+    const onGpu = [...bases, doubled].map((t) => gpu.upload(t));
+    const [gx, g1, g2, gn] = onGpu.slice(0, 4).map((t) => t.permute(dims));
+    const gm = onGpu[4]!.slice(1, 3, 6);
+    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
+    const out = gpu.empty(shape);
+    const converted = gpu.empty(shape);
+    const separateOut = gpu.empty(shape);
+    const separateConverted = gpu.empty(shape);
+    for (const conversion of conversions) {
+      for (const order of [1, 2, 3] as const) {
+        for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
+          const c = multistepCoefficients(
+            order,
+            algorithm,
+            "midpoint",
+            points,
+          )!;
+          const what =
+            `convertAndUpdate ${conversion.form} ${order} ${algorithm}`;
+          const expected = Tensor.zeros(shape);
+          const expectedConverted = Tensor.zeros(shape);
+          convertOnCpu(expectedConverted, x!, modelOutput, conversion);
+          cpuKernels.multistep(
+            expected,
+            x!,
+            [expectedConverted, m1!, m2!].slice(0, order),
+            c,
+            noise!,
+          );
+          const work = recorded(gpu, () =>
+            gpu.convertAndUpdate(
+              out,
+              converted,
+              gx!,
+              gm,
+              conversion,
+              [g1!, g2!],
+              c,
+              gn!,
+            ));
+          assert.deepEqual(work, [1, 1], `${what}: one submit, one dispatch`);
+          const { form, a, b, d } = conversion;
+          if (form === "copy") gpu.copy(separateConverted, gm);
+          else if (form === "sample-first") {
+            gpu.axpbyDiv(separateConverted, a, gx!, b, gm, d);
+          } else gpu.axpbyDiv(separateConverted, a, gm, b, gx!, d);
+          gpu.multistep(
+            separateOut,
+            gx!,
+            [separateConverted, g1!, g2!].slice(0, order),
+            c,
+            gn!,
+          );
+          await bitEqual(out, separateOut, expected, what);
+          await bitEqual(
+            converted,
+            separateConverted,
+            expectedConverted,
+            `${what} (converted)`,
+          );
+        }
+      }
+    }
+    for (
+      const t of [...onGpu, out, converted, separateOut, separateConverted]
+    ) {
+      t.release();
+    }
+  },
+);
+
+gpuTest(
+  "convertAndUpdate() with aliased operands: out = sample stays fused, converted sharing memory falls back",
+  async (gpu) => {
+    const shape = [2, 4, 6];
+    const points = [0.8, 1.2, 2].map((s) => sigmaToAlphaSigma(s, false));
+    const c = multistepCoefficients(2, "dpmsolver++", "midpoint", points)!;
+    const conversion = conversions[1]!;
+    // Layout of one buffer of 4 items: [sample, model output, m1, spare].
+    const host = values([4, ...shape], 60);
+    const cases: {
+      name: string;
+      pick: <T extends Tensor | WebGpuTensor>(
+        t: T,
+      ) => { out: T; converted: T; sample: T; modelOutput: T; m1: T };
+      dispatches: number;
+    }[] = [
+      {
+        name: "out aliases sample",
+        pick: (t) => ({
+          out: t.slice(0, 0, 1) as typeof t,
+          converted: t.slice(0, 3, 4) as typeof t,
+          sample: t.slice(0, 0, 1) as typeof t,
+          modelOutput: t.slice(0, 1, 2) as typeof t,
+          m1: t.slice(0, 2, 3) as typeof t,
+        }),
+        dispatches: 1,
+      },
+      {
+        name: "converted in the same buffer, disjoint",
+        pick: (t) => ({
+          out: t.slice(0, 1, 2) as typeof t,
+          converted: t.slice(0, 3, 4) as typeof t,
+          sample: t.slice(0, 0, 1) as typeof t,
+          modelOutput: t.slice(0, 1, 2) as typeof t,
+          m1: t.slice(0, 2, 3) as typeof t,
+        }),
+        dispatches: 1,
+      },
+      {
+        name: "converted aliases the model output",
+        pick: (t) => ({
+          out: t.slice(0, 3, 4) as typeof t,
+          converted: t.slice(0, 1, 2) as typeof t,
+          sample: t.slice(0, 0, 1) as typeof t,
+          modelOutput: t.slice(0, 1, 2) as typeof t,
+          m1: t.slice(0, 2, 3) as typeof t,
+        }),
+        dispatches: 2,
+      },
+      {
+        name: "converted overlaps out",
+        pick: (t) => ({
+          out: t.slice(0, 3, 4) as typeof t,
+          converted: t.slice(0, 2, 4).slice(0, 1, 2) as typeof t,
+          sample: t.slice(0, 0, 1) as typeof t,
+          modelOutput: t.slice(0, 1, 2) as typeof t,
+          m1: t.slice(0, 2, 3) as typeof t,
+        }),
+        dispatches: 2,
+      },
+      {
+        name: "converted aliases the history",
+        pick: (t) => ({
+          out: t.slice(0, 3, 4) as typeof t,
+          converted: t.slice(0, 2, 3) as typeof t,
+          sample: t.slice(0, 0, 1) as typeof t,
+          modelOutput: t.slice(0, 1, 2) as typeof t,
+          m1: t.slice(0, 2, 3) as typeof t,
+        }),
+        dispatches: 2,
+      },
+    ];
+    for (const { name, pick, dispatches } of cases) {
+      const cpu = host.clone();
+      const v = pick(cpu);
+      convertOnCpu(v.converted, v.sample, v.modelOutput, conversion);
+      cpuKernels.multistep(v.out, v.sample, [v.converted, v.m1], c, null);
+      const g = gpu.upload(host);
+      const gv = pick(g);
+      const work = recorded(gpu, () =>
+        gpu.convertAndUpdate(
+          gv.out,
+          gv.converted,
+          gv.sample,
+          gv.modelOutput,
+          conversion,
+          [gv.m1],
+          c,
+          null,
+        ));
+      assert.equal(work[1], dispatches, `${name}: dispatches`);
+      await same(g, cpu, `convertAndUpdate ${name}`);
+      g.release();
+    }
+  },
+);
+
+gpuTest(
+  "thresholdAndUpdate() is one submit, bit-identical to threshold() then multistep() (orders × noise, strided)",
+  async (gpu) => {
+    const shape = [3, 4, 5, 3];
+    const dims = [0, 3, 2, 1];
+    const bases = [1, 2, 3, 4, 5].map((seed) =>
+      values([3, 3, 5, 4], 70 + seed)
+    );
+    const onGpu = bases.map((t) => gpu.upload(t));
+    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
+    const out = gpu.empty(shape);
+    const separateOut = gpu.empty(shape);
+    for (const order of [1, 2, 3] as const) {
+      for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
+        const c = multistepCoefficients(order, algorithm, "heun", points)!;
+        const what = `thresholdAndUpdate ${order} ${algorithm}`;
+        const [x0, x, m1, m2, noise] = bases.map((t) =>
+          t.clone().permute(dims)
+        );
+        cpuKernels.threshold(x0!, 0.9, 1.5);
+        const expected = Tensor.zeros(shape);
+        cpuKernels.multistep(
+          expected,
+          x!,
+          [x0!, m1!, m2!].slice(0, order),
+          c,
+          noise!,
+        );
+        const [gx0, gx, g1, g2, gn] = onGpu.map((t) => t.permute(dims));
+        const separateX0 = gpu.empty(shape);
+        gpu.copy(separateX0, gx0!);
+        const fusedX0 = gpu.empty(shape);
+        gpu.copy(fusedX0, gx0!);
+        const work = recorded(
+          gpu,
+          () =>
+            gpu.thresholdAndUpdate(
+              out,
+              fusedX0,
+              gx!,
+              0.9,
+              1.5,
+              [g1!, g2!],
+              c,
+              gn!,
+            ),
+        );
+        assert.deepEqual(work, [1, 9], `${what}: one submit, 9 dispatches`);
+        gpu.threshold(separateX0, 0.9, 1.5);
+        gpu.multistep(
+          separateOut,
+          gx!,
+          [separateX0, g1!, g2!].slice(0, order),
+          c,
+          gn!,
+        );
+        await bitEqual(out, separateOut, expected, what);
+        await bitEqual(fusedX0, separateX0, x0!.clone(), `${what} (x0)`);
+        // x0 sharing memory with the sample: the separate kernels.
+        const shared = gpu.upload(bases[0]!);
+        const sharedView = shared.permute(dims);
+        const fallback = recorded(
+          gpu,
+          () =>
+            gpu.thresholdAndUpdate(
+              out,
+              sharedView,
+              sharedView,
+              0.9,
+              1.5,
+              [g1!, g2!],
+              c,
+              gn!,
+            ),
+        );
+        assert.equal(fallback[0], 2, `${what}: aliased x0 falls back`);
+        const aliased = bases[0]!.clone().permute(dims);
+        cpuKernels.threshold(aliased, 0.9, 1.5);
+        cpuKernels.multistep(
+          expected,
+          aliased,
+          [aliased, m1!, m2!].slice(0, order),
+          c,
+          noise!,
+        );
+        await same(out, expected, `${what} aliased`);
+        for (const t of [separateX0, fusedX0, shared]) t.release();
+      }
+    }
+    for (const t of [...onGpu, out, separateOut]) t.release();
+  },
+);
+
+gpuTest(
+  "a scheduler step is one dispatch (convertAndUpdate), or 2 submits with thresholding",
+  async (gpu) => {
+    const shape = [1, 4, 8, 8];
+    for (const thresholding of [false, true]) {
+      const scheduler = new DPMSolverMultistepInverseScheduler({
+        solver_order: 3,
+        thresholding,
+      });
+      scheduler.setTimesteps(10);
+      const eps = gpu.upload(values(shape, 80, 1));
+      let sample = gpu.upload(values(shape, 81, 1));
+      for (const [i, t] of scheduler.timesteps.entries()) {
+        const work = recorded(gpu, () => {
+          const next = scheduler.step(eps, t, sample).prevSample;
+          sample.release();
+          sample = next;
+        });
+        if (i > 0) {
+          // With thresholding: the conversion, then the select and the fused apply + update.
+          assert.deepEqual(work, thresholding ? [2, 10] : [1, 1], `step ${i}`);
+        }
+      }
+      eps.release();
+      sample.release();
+    }
+    await Promise.resolve();
+  },
+);
+
+Deno.test({
+  name:
+    "a lost WebGPU device: WebGpuDeviceLostError on the next call and readback, CPU tensors untouched",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const own = await createWebGpuKernels(); // owns its device
+    const shape = [1, 4, 8, 8];
+    const cpuSample = values(shape, 90, 1);
+    const cpuEps = values(shape, 91, 1);
+    const snapshot = [cpuSample.clone(), cpuEps.clone()];
+    const onGpu = new DPMSolverMultistepInverseScheduler();
+    const onCpu = new DPMSolverMultistepInverseScheduler();
+    onGpu.setTimesteps(10);
+    onCpu.setTimesteps(10);
+    const [t0, t1, t2] = onGpu.timesteps;
+    const eps = own.upload(cpuEps);
+    const x = onGpu.step(eps, t0!, own.upload(cpuSample)).prevSample;
+    const cpuX = onCpu.step(cpuEps, t0!, cpuSample).prevSample;
+    checkCpu(await x.read(), cpuX, "before the loss");
+    const y = onGpu.step(eps, t1!, x).prevSample; // submitted, not read yet
+    own.device.destroy();
+    const isLost = (e: Error) =>
+      e instanceof WebGpuDeviceLostError && e.reason === "destroyed" &&
+      /WebGPU device was lost \(reason: destroyed/.test(e.message);
+    await assert.rejects(() => y.read(), isLost);
+    assert.throws(() => onGpu.step(eps, t2!, y), isLost);
+    assert.throws(() => own.upload(cpuSample), isLost);
+    assert.throws(() => own.empty(shape), isLost);
+    // The CPU side: inputs unchanged, and the CPU scheduler goes on.
+    assert.deepEqual(cpuSample.toFloat32Array(), snapshot[0]!.toFloat32Array());
+    assert.deepEqual(cpuEps.toFloat32Array(), snapshot[1]!.toFloat32Array());
+    const cpuY = onCpu.step(cpuEps, t1!, cpuX).prevSample;
+    assert.ok(cpuY.toFloat32Array().every(Number.isFinite));
+    own.destroy(); // harmless after the loss
+
+    // Destroyed kernels (on a shared device that stays alive) refuse work.
+    const host = (await requestWebGpuKernels())!;
+    const shared = new WebGpuKernels(host.device);
+    const z = shared.upload(cpuSample);
+    shared.destroy();
+    await assert.rejects(() => z.read(), /WebGPU kernels were destroyed/);
+    assert.throws(() => shared.upload(cpuSample), /were destroyed/);
+    host.destroy();
+  },
+});
+
+Deno.test("no adapter: requestWebGpuKernels() is null, createWebGpuKernels() says why", async () => {
+  const gpuObject = (navigator as { gpu?: GPU }).gpu;
+  if (gpuObject === undefined) {
+    assert.equal(await requestWebGpuKernels(), null);
+    await assert.rejects(
+      () => createWebGpuKernels(),
+      /navigator\.gpu is missing/,
+    );
+    return;
+  }
+  Object.defineProperty(gpuObject, "requestAdapter", {
+    value: () => Promise.resolve(null),
+    configurable: true,
+  });
+  try {
+    assert.equal(await requestWebGpuKernels(), null);
+    await assert.rejects(
+      () => createWebGpuKernels(),
+      (e: Error) =>
+        e instanceof WebGpuUnavailableError &&
+        /no adapter or device is available: requestAdapter\(\) returned null/
+          .test(e.message),
+    );
+  } finally {
+    delete (gpuObject as { requestAdapter?: unknown }).requestAdapter;
+  }
+});
+
+gpuTest(
+  "read() of a wrapped buffer its owner destroyed is an error, not stale data",
+  async (gpu) => {
+    const buffer = gpu.device.createBuffer({
+      size: 64,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    });
+    const view = gpu.wrap(buffer, [16]);
+    buffer.destroy();
+    await assert.rejects(() => view.read(), /rejected the copy/);
   },
 );
 

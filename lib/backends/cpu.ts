@@ -5,20 +5,10 @@
  * @module
  */
 import { f32 } from "../_f32.ts";
-import { forEachRow, formatShape, sameShape, sizeOf } from "../_shape.ts";
+import { checkSameShape, forEachRow, sizeOf } from "../_shape.ts";
 import type { Kernels } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
-
-function checkSameShape(name: string, out: Tensor, other: Tensor): void {
-  if (!sameShape(out.shape, other.shape)) {
-    throw new TypeError(
-      `Cannot run ${name} as the operands' shapes differ: ${
-        formatShape(out.shape)
-      } and ${formatShape(other.shape)}`,
-    );
-  }
-}
 
 function allContiguous(tensors: readonly Tensor[]): boolean {
   return tensors.every((t) => t.isContiguous());

@@ -8,15 +8,15 @@
  * @module
  */
 import {
+  checkSameShape,
   formatShape,
   isRowMajor,
   permuteLayout,
   rowMajorStrides,
-  sameShape,
   sizeOf,
   sliceLayout,
 } from "../_shape.ts";
-import type { Kernels, TensorView } from "../kernels.ts";
+import type { Kernels, ModelOutputConversion, TensorView } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
 import {
@@ -29,11 +29,13 @@ import {
 } from "./webgpu/_wgsl.ts";
 import {
   axpbyDivBody,
+  convertUpdateBody,
   copyBody,
   multistepBody,
 } from "./webgpu/linear_combination.ts";
 import {
   applyShader,
+  applyUpdateShader,
   HIST_STRIDE,
   histogramShader,
   scanShader,
@@ -59,6 +61,22 @@ export interface WebGpuKernelsOptions {
 /** Thrown by {@link createWebGpuKernels} where WebGPU has no adapter or device; catch it to fall back to the CPU. */
 export class WebGpuUnavailableError extends Error {
   override name = "WebGpuUnavailableError";
+}
+
+/**
+ * Thrown by every WebGPU kernel call and readback once the device is lost (destroyed, or lost by
+ * the driver): no result read back after the loss is returned, and CPU tensors are never written.
+ * Create new kernels (and upload the inputs again) to go on, or fall back to the CPU.
+ */
+export class WebGpuDeviceLostError extends Error {
+  override name = "WebGpuDeviceLostError";
+  /** `"destroyed"` or `"unknown"`, from `GPUDeviceLostInfo.reason`. */
+  readonly reason: string;
+
+  constructor(message: string, reason: string, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+  }
 }
 
 /**
@@ -307,6 +325,8 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   readonly #params = new ArrayBuffer(PARAMS_BYTES * MAX_DISPATCHES);
   #scratch: { hist: GPUBuffer; state: GPUBuffer; rows: number } | null = null;
   #nextId = 0;
+  #lost: GPUDeviceLostInfo | null = null;
+  #destroyed = false;
   readonly #stats: WebGpuStats = {
     buffersCreated: 0,
     pipelines: 0,
@@ -334,6 +354,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       PARAMS_BYTES * MAX_DISPATCHES,
       UNIFORM | COPY_DST,
     );
+    device.lost.then((info) => (this.#lost ??= info));
   }
 
   /** What the backend has done so far (a copy). */
@@ -347,6 +368,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
 
   /** A new contiguous tensor (contents unspecified), from the pool when a buffer fits. */
   empty(shape: readonly number[]): WebGpuTensor {
+    this.#alive("allocate a WebGPU tensor");
     const bytes = pooledSize(sizeOf(shape) * 4);
     const buffer = this.#pool.get(bytes)?.pop() ??
       this.#createBuffer(bytes, STORAGE_USAGE | COPY_SRC | COPY_DST);
@@ -368,6 +390,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
         }`,
       );
     }
+    this.#alive("upload a tensor");
     const out = this.empty(tensor.shape);
     const source = tensor.contiguous();
     if (source.size > 0) {
@@ -395,6 +418,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     shape: readonly number[],
     layout: { strides?: readonly number[]; offset?: number } = {},
   ): WebGpuTensor {
+    this.#alive("wrap a GPUBuffer");
     if ((buffer.usage & STORAGE_USAGE) === 0) {
       throw new TypeError(
         `Cannot wrap a GPUBuffer as its usage must include GPUBufferUsage.STORAGE: current usage is ${buffer.usage}`,
@@ -435,6 +459,9 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   /**
    * Reads a tensor back into a new contiguous CPU {@link Tensor}: the one point where the host
    * waits for the device. A non-contiguous view is gathered on the device first.
+   *
+   * @throws {WebGpuDeviceLostError} The device was lost before the data came back.
+   * @throws {Error} The device rejected the copy (e.g. a wrapped buffer was destroyed).
    */
   async read(tensor: WebGpuTensor): Promise<Tensor> {
     this.#check("read", tensor);
@@ -451,6 +478,9 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     const pooled = pooledSize(bytes);
     const staging = this.#stagingPool.get(pooled)?.pop() ??
       this.#createBuffer(pooled, MAP_READ | COPY_DST);
+    // A copy the device rejects (a wrapped buffer destroyed by its owner) or a device lost on
+    // the way would leave stale staging memory: both are errors, never data.
+    this.device.pushErrorScope("validation");
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(
       source.buffer,
@@ -460,8 +490,19 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       bytes,
     );
     this.#submit(encoder);
+    const scope = this.device.popErrorScope().catch(() => null);
     temporary?.release();
-    await staging.mapAsync(MAP_READ, 0, bytes);
+    let failure: Error | null = null;
+    try {
+      await staging.mapAsync(MAP_READ, 0, bytes);
+    } catch (error) {
+      failure = error as Error;
+    }
+    const rejected = await scope;
+    if (failure !== null || rejected !== null || this.#lost !== null) {
+      if (failure === null) staging.unmap();
+      throw await this.#readFailure(rejected ?? failure);
+    }
     const data = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
     pushTo(this.#stagingPool, pooled, staging);
@@ -487,6 +528,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
    * requested the device itself, the device. Wrapped buffers and a shared device are left alone.
    */
   destroy(): void {
+    this.#destroyed = true;
     for (const buffer of this.#created) buffer.destroy();
     this.#created.clear();
     this.#pool.clear();
@@ -548,14 +590,165 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     );
   }
 
+  /**
+   * Model-output conversion into `converted` and the multistep update into `out` in one
+   * dispatch (see {@link Kernels.convertAndUpdate}): the same bits as `axpbyDiv` (or `copy`)
+   * then `multistep`, reading the sample and model output once and never reading `converted`
+   * back: 4 arrays moved instead of 6 at order 1, 5 instead of 7 at order 2, 6 instead of 8 at
+   * order 3 (plus the noise).
+   * Takes the separate kernels (two dispatches) when `converted` shares memory with another
+   * operand.
+   */
+  convertAndUpdate(
+    out: WebGpuTensor,
+    converted: WebGpuTensor,
+    sample: WebGpuTensor,
+    modelOutput: WebGpuTensor,
+    conversion: ModelOutputConversion,
+    history: readonly WebGpuTensor[],
+    c: MultistepCoefficients,
+    noise: WebGpuTensor | null,
+  ): void {
+    const name = "convertAndUpdate";
+    const order = c.order;
+    const withNoise = c.e !== 0 && noise !== null;
+    const operands = this.#updateOperands(name, out, converted, history, c, [
+      sample,
+      modelOutput,
+    ], noise);
+    if ([out, ...operands].some((t) => overlaps(converted, t))) {
+      const { form, a, b, d } = conversion;
+      if (form === "copy") this.copy(converted, modelOutput);
+      else if (form === "sample-first") {
+        this.axpbyDiv(converted, a, sample, b, modelOutput, d);
+      } else this.axpbyDiv(converted, a, modelOutput, b, sample, d);
+      this.multistep(out, sample, [converted, ...history], c, noise);
+      return;
+    }
+    const copy = conversion.form === "copy";
+    this.#elementwise(
+      `convert_${conversion.form}_o${order}${withNoise ? "_noise" : ""}`,
+      out,
+      [converted, ...operands],
+      convertUpdateBody(conversion.form, order, withNoise),
+      (coef) => {
+        coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
+        coef.set(
+          copy ? [1, 0, 1] : [conversion.a, conversion.b, conversion.d],
+          9,
+        );
+      },
+    );
+  }
+
+  /**
+   * Dynamic thresholding of `x0` with its last pass fused into the multistep update (see
+   * {@link Kernels.thresholdAndUpdate}): the radix select of {@link threshold}, then one pass
+   * that writes the thresholded `x0` and the update into `out`, all in one submit. The same bits
+   * as `threshold` then `multistep`. Takes them separately when `x0` shares memory with another
+   * operand.
+   */
+  thresholdAndUpdate(
+    out: WebGpuTensor,
+    x0: WebGpuTensor,
+    sample: WebGpuTensor,
+    ratio: number,
+    maxValue: number,
+    history: readonly WebGpuTensor[],
+    c: MultistepCoefficients,
+    noise: WebGpuTensor | null,
+  ): void {
+    const name = "thresholdAndUpdate";
+    const order = c.order;
+    const withNoise = c.e !== 0 && noise !== null;
+    const operands = this.#updateOperands(name, out, x0, history, c, [
+      sample,
+    ], noise);
+    if ([out, ...operands].some((t) => overlaps(x0, t))) {
+      this.threshold(x0, ratio, maxValue);
+      this.multistep(out, sample, [x0, ...history], c, noise);
+      return;
+    }
+    if (out.size === 0) return;
+    const select = this.#selection(name, x0, ratio, maxValue);
+    const view = this.#bind([x0, out, ...operands]);
+    const block = select.params(select.dispatches.length);
+    view.write(block);
+    block.meta.set([x0.size, view.rank, 0, select.perItem], 0);
+    block.coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
+    block.coef.set(select.coef, 9);
+    const [bound0, ...rest] = view.operands;
+    const bound = [bound0!, ...select.scratch, ...rest];
+    select.dispatches.push({
+      pipeline: this.#pipeline(
+        `threshold_update_o${order}${withNoise ? "_noise" : ""}_${
+          view.flat ? "flat" : "strided"
+        }`,
+        bound.length,
+        () => applyUpdateShader(view.flat, order, withNoise),
+      ),
+      operands: bound,
+      groups: this.#groups(x0.size),
+    });
+    this.#run(select.dispatches, [select.scratch[0].buffer]);
+  }
+
   threshold(x: WebGpuTensor, ratio: number, maxValue: number): void {
     this.#check("threshold", x);
+    if (x.size === 0) return;
+    const select = this.#selection("threshold", x, ratio, maxValue);
+    const block = select.params(select.dispatches.length);
+    select.view.write(block);
+    block.meta.set([x.size, select.view.rank, 0, select.perItem], 0);
+    block.coef.set(select.coef, 9);
+    const key = select.view.flat ? "flat" : "strided";
+    select.dispatches.push({
+      pipeline: this.#pipeline(
+        `threshold_apply_${key}`,
+        3,
+        () => applyShader(select.view.flat),
+      ),
+      operands: [select.view.operands[0]!, ...select.scratch],
+      groups: this.#groups(x.size),
+    });
+    this.#run(select.dispatches, [select.scratch[0].buffer]);
+  }
+
+  // The checked operands of a fused update after `out` and `x0` (not included): `inputs`, the
+  // history the order reads, and the noise when the coefficients read it.
+  #updateOperands(
+    name: string,
+    out: WebGpuTensor,
+    x0: WebGpuTensor,
+    history: readonly WebGpuTensor[],
+    c: MultistepCoefficients,
+    inputs: readonly WebGpuTensor[],
+    noise: WebGpuTensor | null,
+  ): WebGpuTensor[] {
+    if (history.length < c.order - 1) {
+      throw new TypeError(
+        `Cannot run ${name} as an order-${c.order} update needs ${
+          c.order - 1
+        } earlier outputs: current count is ${history.length}`,
+      );
+    }
+    const operands = [...inputs, ...history.slice(0, c.order - 1)];
+    if (c.e !== 0 && noise !== null) operands.push(noise);
+    for (const t of [out, x0, ...operands]) {
+      this.#check(name, t);
+      checkSameShape(name, out, t);
+    }
+    return operands;
+  }
+
+  // The radix select of dynamic thresholding: its 8 dispatches (uniform blocks 0–7 written), the
+  // view of `x`, the scratch bindings and the apply pass's coef 9–11. `x` is checked and not empty.
+  #selection(name: string, x: WebGpuTensor, ratio: number, maxValue: number) {
     const batch = x.shape[0] ?? 1;
-    const perItem = batch === 0 ? 0 : x.size / batch;
-    if (perItem === 0) return;
+    const perItem = x.size / batch;
     if (batch > this.#maxGroups) {
       throw new RangeError(
-        `Cannot threshold as the batch size must be at most ${this.#maxGroups} on this device: current value is ${batch}`,
+        `Cannot run ${name} as the batch size must be at most ${this.#maxGroups} on this device: current value is ${batch}`,
       );
     }
     // torch.quantile's rank and weight depend only on the sizes: host scalars.
@@ -565,11 +758,11 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     const above = weight === 0 ? below : below + 1;
     const scratch = this.#thresholdScratch(batch);
     const view = this.#bind([x]);
-    const operands: Bound[] = [
-      view.operands[0]!,
+    const scratchBound = [
       wholeBuffer(scratch.hist),
       wholeBuffer(scratch.state),
-    ];
+    ] as const;
+    const operands: Bound[] = [view.operands[0]!, ...scratchBound];
     const key = view.flat ? "flat" : "strided";
     const perRowGroups = Math.min(
       Math.ceil(perItem / WORKGROUP_SIZE),
@@ -597,20 +790,14 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
         });
       }
     }
-    const block = params(dispatches.length);
-    view.write(block);
-    block.meta.set([x.size, view.rank, 0, perItem], 0);
-    block.coef.set([weight, Math.fround(1 - weight), Math.fround(maxValue)]);
-    dispatches.push({
-      pipeline: this.#pipeline(
-        `threshold_apply_${key}`,
-        3,
-        () => applyShader(view.flat),
-      ),
-      operands,
-      groups: this.#groups(x.size),
-    });
-    this.#run(dispatches, [scratch.hist]);
+    return {
+      dispatches,
+      params,
+      view,
+      perItem,
+      scratch: scratchBound,
+      coef: [weight, Math.fround(1 - weight), Math.fround(maxValue)],
+    };
   }
 
   // Element-wise kernel over out and inputs (all of out's shape).
@@ -624,13 +811,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     this.#check(name, out);
     for (const t of inputs) {
       this.#check(name, t);
-      if (!sameShape(out.shape, t.shape)) {
-        throw new TypeError(
-          `Cannot run ${name} as the operands' shapes differ: ${
-            formatShape(out.shape)
-          } and ${formatShape(t.shape)}`,
-        );
-      }
+      checkSameShape(name, out, t);
     }
     if (out.size === 0) return;
     const operands = [out, ...inputs];
@@ -715,6 +896,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   }
 
   #check(operation: string, tensor: WebGpuTensor): void {
+    this.#alive(`run ${operation}`);
     if (!this.owns(tensor)) {
       throw new TypeError(
         `Cannot ${operation} as an operand is not a tensor of these WebGPU kernels: current value is ${
@@ -723,6 +905,60 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       );
     }
     void tensor.buffer; // throws once released
+  }
+
+  // Throws once the device is lost or these kernels destroyed: work recorded then would be
+  // dropped by the device without a word.
+  #alive(operation: string): void {
+    if (this.#lost !== null) throw this.#lostError(operation, this.#lost);
+    if (this.#destroyed) {
+      throw new Error(
+        `Cannot ${operation} as these WebGPU kernels were destroyed: create new ones`,
+      );
+    }
+  }
+
+  #lostError(
+    operation: string,
+    info: GPUDeviceLostInfo,
+  ): WebGpuDeviceLostError {
+    return new WebGpuDeviceLostError(
+      `Cannot ${operation} as the WebGPU device was lost (reason: ${info.reason}${
+        info.message ? `, "${info.message}"` : ""
+      }): create new kernels on a new device, or fall back to the CPU`,
+      info.reason,
+    );
+  }
+
+  // The error of a failed readback: the device loss when that is the cause (the lost promise
+  // settles just after the failed mapping), otherwise the device's own message.
+  async #readFailure(
+    cause: GPUError | Error | null,
+  ): Promise<Error> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const lost = this.#lost ?? await Promise.race([
+      this.device.lost,
+      new Promise<null>((done) => (timer = setTimeout(() => done(null), 1000))),
+    ]);
+    clearTimeout(timer);
+    if (lost !== null) {
+      this.#lost ??= lost;
+      const error = this.#lostError("read a WebGPU tensor back", lost);
+      if (cause) error.cause = cause;
+      return error;
+    }
+    if (this.#destroyed) {
+      return new Error(
+        "Cannot read a WebGPU tensor back as these WebGPU kernels were destroyed",
+        { cause },
+      );
+    }
+    return new Error(
+      `Cannot read a WebGPU tensor back as the device rejected the copy: ${
+        cause?.message ?? "unknown error"
+      }`,
+      { cause },
+    );
   }
 
   // Workgroups for `count` elements: along x up to the limit, then rows along y.
@@ -937,6 +1173,16 @@ function span(
     else hi += reach;
   });
   return [lo, hi];
+}
+
+// Whether two tensors may share memory: the same buffer and overlapping element spans.
+function overlaps(a: WebGpuTensor, b: WebGpuTensor): boolean {
+  if (a.storage.buffer !== b.storage.buffer || a.size === 0 || b.size === 0) {
+    return false;
+  }
+  const [aLo, aHi] = span(a.shape, a.strides, a.offset);
+  const [bLo, bHi] = span(b.shape, b.strides, b.offset);
+  return aLo <= bHi && bLo <= aHi;
 }
 
 // Pool buckets: sizes rounded up to 256 bytes (at least 256).

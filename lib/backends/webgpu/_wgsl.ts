@@ -6,15 +6,18 @@
 export const WORKGROUP_SIZE = 256;
 /** Highest tensor rank a kernel addresses after merging dimensions. */
 export const MAX_RANK = 8;
-/** Most tensor operands of one kernel (order-3 multistep with noise: out, x, m0, m1, m2, noise). */
-export const MAX_OPERANDS = 6;
+/**
+ * Most strided tensor operands of one kernel (the fused order-3 conversion and update with noise:
+ * out, converted, x, model output, m1, m2, noise; one spare).
+ */
+export const MAX_OPERANDS = 8;
 /** Bytes of one uniform block; blocks sit at multiples of this in the uniform buffer. */
 export const PARAMS_BYTES = 512;
 
 /**
  * Layout of the uniform block, in 32-bit words: `coef` (12 f32: a, b, c, d, e, k0, k1, q, k2,
  * and kernel-specific scalars), `meta` (8 u32: count, rank, guard, perItem, pass, …), `shape`
- * (8 u32), `strides` (6 operands × 8 i32), `offsets` (8 u32).
+ * (8 u32), `strides` (8 operands × 8 i32), `offsets` (8 u32).
  */
 export const PARAMS = {
   coef: 0,

@@ -23,28 +23,75 @@ export function axpbyDivBody(withY: boolean): string {
  * them.
  */
 export function multistepBody(order: 1 | 2 | 3, withNoise: boolean): string {
-  const head = /* wgsl */ `let x = t1[at(1u, i)];
+  return `let x = t1[at(1u, i)];
   let m0 = t2[at(2u, i)];
-  let base = mul(coef(0u), x) + mul(coef(1u), m0);`;
-  let update: string;
+  ${updateBody(order, 3, withNoise ? order + 2 : null)}
+  t0[at(0u, i)] = r;`;
+}
+
+/** How {@link convertUpdateBody} computes m0 (see ModelOutputConversion in lib/kernels.ts). */
+export type ConversionForm = "copy" | "sample-first" | "model-first";
+
+/**
+ * Model-output conversion and the multistep update in one pass (operands out, converted, x,
+ * model output, m1, m2, then noise when `withNoise`): m0 is computed as {@link axpbyDivBody}
+ * (or {@link copyBody}) computes it, stored into `converted`, and used by the update as
+ * {@link multistepBody} uses it, so every element rounds as the two separate kernels round it.
+ * The conversion's a, b, d sit in coef 9, 10, 11. Every operand is read before `out` is
+ * written, so `out` may alias an input element for element.
+ */
+export function convertUpdateBody(
+  form: ConversionForm,
+  order: 1 | 2 | 3,
+  withNoise: boolean,
+): string {
+  const x = "t2[at(2u, i)]";
+  const y = "t3[at(3u, i)]";
+  const m0 = form === "copy"
+    ? y
+    : `(${
+      form === "sample-first"
+        ? `mul(coef(9u), x) + mul(coef(10u), ${y})`
+        : `mul(coef(9u), ${y}) + mul(coef(10u), x)`
+    }) / coef(11u)`;
+  return `let x = ${x};
+  let m0 = ${m0};
+  ${updateBody(order, 4, withNoise ? order + 3 : null)}
+  t1[at(1u, i)] = m0;
+  t0[at(0u, i)] = r;`;
+}
+
+/**
+ * The multistep update from `x` and `m0` (already in registers) into `var r`: m1 and m2 are
+ * operands `history` and `history + 1`, the noise operand `noise` (or none).
+ */
+export function updateBody(
+  order: 1 | 2 | 3,
+  history: number,
+  noise: number | null,
+): string {
+  const m = (k: number) => `t${history + k}[at(${history + k}u, i)]`;
+  let body = /* wgsl */ `let base = mul(coef(0u), x) + mul(coef(1u), m0);`;
   if (order === 1) {
-    update = `var r = base;`;
+    body += /* wgsl */ `
+  var r = base;`;
   } else if (order === 2) {
-    update = /* wgsl */ `let d1 = mul(coef(5u), m0 - t3[at(3u, i)]);
+    body += /* wgsl */ `
+  let d1 = mul(coef(5u), m0 - ${m(0)});
   var r = base + mul(coef(2u), d1);`;
   } else {
-    update = /* wgsl */ `let m1 = t3[at(3u, i)];
+    body += /* wgsl */ `
+  let m1 = ${m(0)};
   let d10 = mul(coef(5u), m0 - m1);
-  let d11 = mul(coef(6u), m1 - t4[at(4u, i)]);
+  let d11 = mul(coef(6u), m1 - ${m(1)});
   let diff = sub(d10, d11);
   let d1 = d10 + mul(coef(7u), diff);
   let d2 = mul(coef(8u), diff);
   var r = (base + mul(coef(2u), d1)) + mul(coef(3u), d2);`;
   }
-  const noise = withNoise
-    ? `\n  r = r + mul(coef(4u), t${order + 2}[at(${order + 2}u, i)]);`
-    : "";
-  return `${head}
-  ${update}${noise}
-  t0[at(0u, i)] = r;`;
+  if (noise !== null) {
+    body += `
+  r = r + mul(coef(4u), t${noise}[at(${noise}u, i)]);`;
+  }
+  return body;
 }

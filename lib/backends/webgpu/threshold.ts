@@ -5,9 +5,10 @@
 //
 // Bindings: t0 the tensor (read-write), hist (per row: 2 × 256 counters, then a NaN flag) and
 // state (per row: prefix and remaining rank of both selections). info(3) is the item size,
-// info(4) the round, info(5) and info(6) the two ranks; coef 0, 1, 2 are the interpolation weight,
-// 1 − weight and sample_max_value.
+// info(4) the round, info(5) and info(6) the two ranks; coef 9, 10, 11 are the interpolation
+// weight, 1 − weight and sample_max_value (coef 0–8 are the update's, when fused with it).
 import { preamble, WORKGROUP_SIZE } from "./_wgsl.ts";
+import { updateBody } from "./linear_combination.ts";
 
 /** Words of `hist` per row. */
 export const HIST_STRIDE = 520;
@@ -96,28 +97,67 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
 `;
 }
 
-/** torch.lerp between the two selected values, clamp to [1, max], then x = clamp(x, −s, s) / s. */
-export function applyShader(flat: boolean): string {
-  return `${bindings(flat)}
-@compute @workgroup_size(${WORKGROUP_SIZE})
+// torch.lerp between the two selected values of the item, clamp to [1, max], then
+// m0 = clamp(v, −s, s) / s for the element `v` of t0 at i.
+const thresholded = /* wgsl */ `let row = i / info(3u);
+  let low = bitcast<f32>(state[row * ${STATE_STRIDE}u]);
+  let high = bitcast<f32>(state[row * ${STATE_STRIDE}u + 2u]);
+  let weight = coef(9u);
+  let spread = sub(high, low);
+  let level = select(high - mul(spread, coef(10u)), low + mul(weight, spread), weight < 0.5);
+  // torch.clamp(s, min=1, max=sample_max_value), NaN propagating.
+  var s = select(level, 1.0, level < 1.0);
+  s = select(s, coef(11u), s > coef(11u));
+  let v = t0[at(0u, i)];
+  var m0 = select(select(v, s, v > s), -s, v < -s) / s;
+  // NaN in the item makes the quantile NaN (torch.quantile), hence every element: stored as bits,
+  // since WGSL arithmetic need not carry NaN through.
+  if (atomicLoad(&hist[row * ${HIST_STRIDE}u + 512u]) != 0u) { m0 = bitcast<f32>(0x7fc00000u); }`;
+
+function applyEntry(body: string): string {
+  return `@compute @workgroup_size(${WORKGROUP_SIZE})
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = g.x + g.y * groups.x * ${WORKGROUP_SIZE}u;
   if (i >= info(0u)) { return; }
-  let row = i / info(3u);
-  let low = bitcast<f32>(state[row * ${STATE_STRIDE}u]);
-  let high = bitcast<f32>(state[row * ${STATE_STRIDE}u + 2u]);
-  let weight = coef(0u);
-  let diff = sub(high, low);
-  let level = select(high - mul(diff, coef(1u)), low + mul(weight, diff), weight < 0.5);
-  // torch.clamp(s, min=1, max=sample_max_value), NaN propagating.
-  var s = select(level, 1.0, level < 1.0);
-  s = select(s, coef(2u), s > coef(2u));
-  let v = t0[at(0u, i)];
-  var r = select(select(v, s, v > s), -s, v < -s) / s;
-  // NaN in the item makes the quantile NaN (torch.quantile), hence every element: stored as bits,
-  // since WGSL arithmetic need not carry NaN through.
-  if (atomicLoad(&hist[row * ${HIST_STRIDE}u + 512u]) != 0u) { r = bitcast<f32>(0x7fc00000u); }
-  t0[at(0u, i)] = r;
+  ${thresholded}
+  ${body}
 }
 `;
+}
+
+/**
+ * torch.lerp between the two selected values, clamp to [1, max], then x = clamp(x, −s, s) / s
+ * (coef 9, 10, 11: the interpolation weight, 1 − weight and sample_max_value).
+ */
+export function applyShader(flat: boolean): string {
+  return `${bindings(flat)}
+${applyEntry("t0[at(0u, i)] = m0;")}`;
+}
+
+/**
+ * The apply pass fused with the multistep update: `x0` (t0) is thresholded in place as
+ * {@link applyShader} does, and the update {@link updateBody} of `order` writes `out`. Operand
+ * k ≥ 1 (out, x, m1, m2, then noise when `withNoise`) sits at binding k + 3, after the scratch
+ * buffers; the update's coefficients are coef 0–8, the thresholding's coef 9–11.
+ */
+export function applyUpdateShader(
+  flat: boolean,
+  order: 1 | 2 | 3,
+  withNoise: boolean,
+): string {
+  const operands = order + 1 + (withNoise ? 1 : 0);
+  const extra = Array.from(
+    { length: operands },
+    (_, j) =>
+      `@group(0) @binding(${j + 4}) var<storage, read_write> t${
+        j + 1
+      }: array<f32>;`,
+  ).join("\n");
+  return `${bindings(flat)}${extra}
+${
+    applyEntry(`let x = t2[at(2u, i)];
+  ${updateBody(order, 3, withNoise ? order + 2 : null)}
+  t0[at(0u, i)] = m0;
+  t1[at(1u, i)] = r;`)
+  }`;
 }
