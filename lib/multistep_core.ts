@@ -109,6 +109,9 @@ export abstract class MultistepScheduler<
   #stepIndex: number | null = null;
   // Buffers this scheduler allocated for converted outputs; only these are recycled.
   #owned = new WeakSet<object>();
+  // Owned buffers of the history a new schedule dropped, reused by the next pass's first steps
+  // (so that repeated passes allocate nothing either; at most `solver_order` of them).
+  #spare: AnyTensor[] = [];
   // The scalars of the hot path, memoized as pure functions of the sigma values, so that a step
   // allocates nothing and a repeated schedule (`setTimesteps` with the same sigmas) reuses them.
   // Per sigma index: [sigma they belong to, alpha_t, sigma_t, lambda]; a slot is valid while
@@ -193,6 +196,12 @@ export abstract class MultistepScheduler<
     this.timesteps = timesteps;
     this.sigmas = sigmas;
     this.numInferenceSteps = timesteps.length;
+    for (const m of this.modelOutputs) {
+      if (
+        m && this.#owned.has(m) && !this.#spare.includes(m) &&
+        this.#spare.length < this.config.solver_order
+      ) this.#spare.push(m);
+    }
     this.modelOutputs = new Array(this.config.solver_order).fill(null);
     this.lowerOrderNums = 0;
     this.#stepIndex = null;
@@ -824,7 +833,8 @@ export abstract class MultistepScheduler<
     );
   }
 
-  // The oldest history buffer, reused once it drops out of the window, if we allocated it.
+  // The oldest history buffer, reused once it drops out of the window, if we allocated it; else
+  // one the previous schedule's history left (same backend and shape), else a new one.
   #recycledBuffer<T extends TensorView<T>>(
     kernels: Kernels<T>,
     shape: readonly number[],
@@ -836,6 +846,16 @@ export abstract class MultistepScheduler<
       sameShape(oldest.shape, shape) && outputs.indexOf(oldest, 1) < 0
     ) {
       return oldest as T;
+    }
+    const spare = this.#spare;
+    while (spare.length > 0) {
+      const buffer = spare.pop()!;
+      if (
+        kernels.owns(buffer) && sameShape(buffer.shape, shape) &&
+        outputs.indexOf(buffer) < 0
+      ) {
+        return buffer as T;
+      }
     }
     const buffer = kernels.empty(shape);
     this.#owned.add(buffer);

@@ -294,8 +294,10 @@ export class WasmKernels implements Kernels<Tensor> {
   #extra = 0;
   // The radix histogram of thresholding, kept zeroed between calls.
   #hist = 0;
-  // The tensors `empty()` allocated in the memory (resident by construction).
-  readonly #allocated = new WeakSet<Tensor>();
+  // The tensors `empty()` allocated in the memory (resident by construction), with their byte
+  // pointers: one lookup per operand in a step, where the typed array's `byteOffset` (over a
+  // resizable buffer) is a builtin call.
+  readonly #allocated = new WeakMap<Tensor, number>();
 
   /**
    * Instantiates the module (synchronously; it is about 3 KB).
@@ -353,7 +355,7 @@ export class WasmKernels implements Kernels<Tensor> {
     const data = new Float32Array(this.#buffer, pointer, n);
     this.#registry.register(data, [pointer, bytes]);
     const tensor = new Tensor(data, shape);
-    this.#allocated.add(tensor);
+    this.#allocated.set(tensor, pointer);
     return tensor;
   }
 
@@ -520,12 +522,16 @@ export class WasmKernels implements Kernels<Tensor> {
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
     const n = out.size;
-    const allResident = this.isResident(out) && this.isResident(converted) &&
-      this.isResident(sample) && this.isResident(modelOutput) &&
-      (m1 === null || this.isResident(m1)) &&
-      (m2 === null || this.isResident(m2)) &&
-      (!withNoise || this.isResident(noise));
-    let po = 0, pc = 0, px = 0, pm = 0, p1 = 0, p2 = 0, pn = 0;
+    // Byte pointers of the resident operands (-1: not resident).
+    let po = this.#residentAt(out);
+    let pc = this.#residentAt(converted);
+    let px = this.#residentAt(sample);
+    let pm = this.#residentAt(modelOutput);
+    let p1 = m1 === null ? 0 : this.#residentAt(m1);
+    let p2 = m2 === null ? 0 : this.#residentAt(m2);
+    let pn = withNoise ? this.#residentAt(noise) : 0;
+    const allResident = po >= 0 && pc >= 0 && px >= 0 && pm >= 0 && p1 >= 0 &&
+      p2 >= 0 && pn >= 0;
     let separate = !(copy ||
       (isF32(conversion.a) && isF32(conversion.b) && isF32(conversion.d))) ||
       !(isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
@@ -533,13 +539,6 @@ export class WasmKernels implements Kernels<Tensor> {
         (!withNoise || isF32(c.e)));
     if (allResident) {
       // The usual case: every operand in the module's memory, nothing staged or allocated.
-      po = this.#pointer(out);
-      pc = this.#pointer(converted);
-      px = this.#pointer(sample);
-      pm = this.#pointer(modelOutput);
-      if (m1 !== null) p1 = this.#pointer(m1);
-      if (m2 !== null) p2 = this.#pointer(m2);
-      if (withNoise) pn = this.#pointer(noise);
       const bytes = 4 * n;
       const clash = (p: number) => p < pc + bytes && pc < p + bytes;
       separate ||= clash(po) || clash(px) || clash(pm) ||
@@ -883,7 +882,16 @@ export class WasmKernels implements Kernels<Tensor> {
   // ---------------------------------------------------------------- memory
 
   #pointer(t: Tensor): number {
-    return t.data.byteOffset + 4 * t.offset;
+    return this.#allocated.get(t) ?? t.data.byteOffset + 4 * t.offset;
+  }
+
+  // The byte pointer of `t` where the kernels may use it in place, else -1.
+  #residentAt(t: Tensor): number {
+    const pointer = this.#allocated.get(t);
+    if (pointer !== undefined) return pointer;
+    return t.data.buffer === this.#buffer && t.isContiguous()
+      ? t.data.byteOffset + 4 * t.offset
+      : -1;
   }
 
   #allocate(bytes: number): number {
