@@ -1,6 +1,6 @@
 // The WebGPU backend against the CPU backend and diffusers: every reference case of
 // reference/manifest.json stepped on the device, and the kernels on their own (strided views,
-// thresholding, noise, split dispatches, the fused convertAndUpdate and thresholdAndUpdate against
+// thresholding, noise, split dispatches and binding windows, the fused convertAndUpdate and thresholdAndUpdate against
 // the separate kernels bit for bit, aliasing fallbacks), device loss and a missing adapter. Tolerances: GPU vs CPU within 1e-6 × max(1, max|x|);
 // GPU vs diffusers as tests/multistep_inverse_test.ts (1e-5 per step, 1e-4 for a whole loop).
 import assert from "node:assert/strict";
@@ -742,6 +742,202 @@ gpuTest(
       }
     }
     for (const t of [...onGpu, out, separateOut]) t.release();
+  },
+);
+
+// Bit equality with the CPU backend (and counted in the parity summary).
+async function bitsOfCpu(
+  gpuTensor: WebGpuTensor,
+  cpuTensor: Tensor,
+  what: string,
+) {
+  const result = await gpuTensor.read();
+  assert.deepEqual(
+    new Uint32Array(result.toFloat32Array().buffer),
+    new Uint32Array(cpuTensor.contiguous().toFloat32Array().buffer),
+    `${what}: GPU and CPU bits differ`,
+  );
+  checkCpu(result, cpuTensor, what);
+}
+
+gpuTest(
+  "tensors beyond maxStorageBufferBindingSize split into binding windows, bit-identical to the CPU",
+  async (gpu) => {
+    // 4 KiB bindings: a [2, 4, 16, 20] tensor (10 KiB) takes 3 windows; its channel slice of a
+    // [2, 8, 16, 20] tensor (the learned-variance split) has rows of 5 KiB, so the split goes
+    // one dimension deeper. 8 KiB bindings let the thresholding's batch items (5 KiB) fit.
+    const small = new WebGpuKernels(gpu.device, {
+      maxStorageBufferBindingSize: 4096,
+    });
+    const medium = new WebGpuKernels(gpu.device, {
+      maxStorageBufferBindingSize: 8192,
+    });
+    const shape = [2, 4, 16, 20];
+    const bases = [1, 2, 3, 4, 5].map((seed) => values(shape, 90 + seed));
+    const doubled = values([2, 8, 16, 20], 96);
+    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
+    for (const kernels of [small, medium]) {
+      const onGpu = bases.map((t) => kernels.upload(t));
+      const gd = kernels.upload(doubled);
+      const slice = doubled.slice(1, 4, 8);
+      const gs = gd.slice(1, 4, 8);
+      const [x, m1, m2, noise, extra] = bases;
+      const [gx, g1, g2, gn] = onGpu;
+      const limit = kernels === small ? "4 KiB" : "8 KiB";
+      const out = kernels.empty(shape);
+      const converted = kernels.empty(shape);
+      // copy: strided to contiguous, contiguous into the strided slice.
+      let work = recorded(kernels, () => kernels.copy(out, gs));
+      assert.equal(work[0], 1, "one submit");
+      assert.ok(work[1] > 1, `copy split into ${work[1]} dispatches`);
+      await bitsOfCpu(out, slice, `${limit} copy (strided source)`);
+      const target = doubled.clone();
+      const gt = kernels.upload(target);
+      cpuKernels.copy(target.slice(1, 4, 8), x!);
+      kernels.copy(gt.slice(1, 4, 8), gx!);
+      await bitsOfCpu(gt, target, `${limit} copy (strided target)`);
+      gt.release();
+      // axpbyDiv with and without y, the slice as an operand.
+      for (const withY of [false, true]) {
+        const expected = Tensor.zeros(shape);
+        const [a, b, d] = [0.83, -0.41, 0.77].map(Math.fround);
+        cpuKernels.axpbyDiv(expected, a!, slice, b!, withY ? x! : null, d!);
+        kernels.axpbyDiv(out, a!, gs, b!, withY ? gx! : null, d!);
+        await bitsOfCpu(out, expected, `${limit} axpbyDiv y=${withY}`);
+      }
+      for (const order of [1, 2, 3] as const) {
+        for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
+          const c = multistepCoefficients(
+            order,
+            algorithm,
+            "midpoint",
+            points,
+          )!;
+          const what = `${limit} order ${order} ${algorithm}`;
+          // multistep with the slice as the newest model output.
+          const expected = Tensor.zeros(shape);
+          cpuKernels.multistep(expected, x!, [slice, m1!, m2!], c, noise!);
+          kernels.multistep(out, gx!, [gs, g1!, g2!], c, gn!);
+          await bitsOfCpu(out, expected, `${what} multistep`);
+          // convertAndUpdate: one submit, several dispatches.
+          for (const conversion of conversions) {
+            const expectedConverted = Tensor.zeros(shape);
+            convertOnCpu(expectedConverted, x!, slice, conversion);
+            cpuKernels.multistep(
+              expected,
+              x!,
+              [expectedConverted, m1!, m2!].slice(0, order),
+              c,
+              noise!,
+            );
+            work = recorded(kernels, () =>
+              kernels.convertAndUpdate(
+                out,
+                converted,
+                gx!,
+                gs,
+                conversion,
+                [g1!, g2!],
+                c,
+                gn!,
+              ));
+            assert.equal(work[0], 1, "one submit");
+            assert.ok(work[1] > 1, `convertAndUpdate split: ${work[1]}`);
+            const where = `${what} convertAndUpdate ${conversion.form}`;
+            await bitsOfCpu(out, expected, where);
+            await bitsOfCpu(
+              converted,
+              expectedConverted,
+              `${where} (converted)`,
+            );
+          }
+        }
+      }
+      // Steady state: the split creates no buffers and no pipelines on a second call.
+      const c = multistepCoefficients(
+        3,
+        "sde-dpmsolver++",
+        "midpoint",
+        points,
+      )!;
+      kernels.multistep(out, gx!, [gs, g1!, g2!], c, gn!);
+      const before = kernels.stats;
+      kernels.multistep(out, gx!, [gs, g1!, g2!], c, gn!);
+      const after = kernels.stats;
+      assert.equal(after.buffersCreated, before.buffersCreated);
+      assert.equal(after.pipelines, before.pipelines);
+      if (kernels === small) {
+        // One batch item (5 KiB) exceeds the binding: the radix select cannot split it.
+        assert.throws(
+          () => kernels.threshold(gx!, 0.9, 1.5),
+          (error: Error) =>
+            error instanceof RangeError &&
+            /one batch item spans \d+ bytes: the device binds at most 4096 \(maxStorageBufferBindingSize\)/
+              .test(error.message),
+        );
+      } else {
+        // threshold on the strided slice and a contiguous tensor, thresholdAndUpdate: every
+        // pass windowed by whole batch items.
+        const ex = slice.clone();
+        cpuKernels.threshold(ex, 0.9, 1.5);
+        const gsCopy = kernels.upload(doubled);
+        const gsView = gsCopy.slice(1, 4, 8);
+        work = recorded(kernels, () => kernels.threshold(gsView, 0.9, 1.5));
+        assert.equal(work[0], 1, "one submit");
+        assert.ok(work[1] > 9, `threshold split: ${work[1]}`);
+        await bitsOfCpu(gsView, ex, "8 KiB threshold (strided)");
+        gsCopy.release();
+        for (const order of [1, 2, 3] as const) {
+          const c = multistepCoefficients(
+            order,
+            "sde-dpmsolver++",
+            "heun",
+            points,
+          )!;
+          const x0 = extra!.clone();
+          cpuKernels.threshold(x0, 0.95, 2);
+          const expected = Tensor.zeros(shape);
+          cpuKernels.multistep(
+            expected,
+            x!,
+            [x0, m1!, m2!].slice(0, order),
+            c,
+            noise!,
+          );
+          const gx0 = kernels.upload(extra!);
+          work = recorded(
+            kernels,
+            () =>
+              kernels.thresholdAndUpdate(
+                out,
+                gx0,
+                gx!,
+                0.95,
+                2,
+                [g1!, g2!],
+                c,
+                gn!,
+              ),
+          );
+          assert.equal(work[0], 1, "one submit");
+          assert.ok(work[1] > 9, `thresholdAndUpdate split: ${work[1]}`);
+          await bitsOfCpu(
+            out,
+            expected,
+            `8 KiB thresholdAndUpdate order ${order}`,
+          );
+          await bitsOfCpu(
+            gx0,
+            x0,
+            `8 KiB thresholdAndUpdate order ${order} (x0)`,
+          );
+          gx0.release();
+        }
+      }
+      for (const t of [...onGpu, gd, out, converted]) t.release();
+    }
+    small.destroy();
+    medium.destroy();
   },
 );
 

@@ -56,6 +56,13 @@ export interface WebGpuKernelsOptions {
    * of large dispatches). @default {device.limits.maxComputeWorkgroupsPerDimension}
    */
   maxWorkgroupsPerDimension?: number;
+  /**
+   * Cap on the bytes one storage binding of a tensor spans, below the device limit (for testing
+   * the split of large tensors; at least twice `minStorageBufferOffsetAlignment`; the
+   * thresholding scratch buffers are not capped).
+   * @default {device.limits.maxStorageBufferBindingSize}
+   */
+  maxStorageBufferBindingSize?: number;
 }
 
 /** Thrown by {@link createWebGpuKernels} where WebGPU has no adapter or device; catch it to fall back to the CPU. */
@@ -267,6 +274,16 @@ interface Bound {
   strides: readonly number[];
 }
 
+// One dispatch's share of an element-wise pass: a box of the merged layout (consecutive rows along
+// one dimension, every dimension after it whole), so its elements are `count` consecutive ones in
+// row-major order from `base`; each operand binds only the window the box touches.
+interface Chunk {
+  base: number;
+  count: number;
+  shape: readonly number[];
+  operands: readonly Bound[];
+}
+
 interface Dispatch {
   pipeline: string;
   operands: readonly Bound[];
@@ -278,7 +295,9 @@ const COPY_SRC = 0x04;
 const COPY_DST = 0x08;
 const MAP_READ = 0x01;
 const UNIFORM = 0x40;
-const MAX_DISPATCHES = 9; // threshold: 4 × (histogram, scan) + apply
+const MAX_DISPATCHES = 9; // threshold: 4 × (histogram, scan) + apply, unsplit
+/** Most dispatches one pass over a tensor is split into (binding windows × rows). */
+const MAX_CHUNKS = 4096;
 
 /**
  * The kernels on a `GPUDevice`, plus the tensor plumbing: upload, wrap, read back, release.
@@ -314,6 +333,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   readonly device: GPUDevice;
   readonly #ownsDevice: boolean;
   readonly #maxGroups: number;
+  readonly #maxBinding: number;
   readonly #pipelines = new Map<string, GPUComputePipeline>();
   readonly #layouts = new Map<number, GPUBindGroupLayout>();
   readonly #bindGroups = new Map<string, GPUBindGroup>();
@@ -321,8 +341,8 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   readonly #pool = new Map<number, GPUBuffer[]>();
   readonly #stagingPool = new Map<number, GPUBuffer[]>();
   readonly #created = new Set<GPUBuffer>();
-  readonly #uniforms: GPUBuffer;
-  readonly #params = new ArrayBuffer(PARAMS_BYTES * MAX_DISPATCHES);
+  #uniforms: GPUBuffer;
+  #params = new ArrayBuffer(PARAMS_BYTES * MAX_DISPATCHES);
   #scratch: { hist: GPUBuffer; state: GPUBuffer; rows: number } | null = null;
   #nextId = 0;
   #lost: GPUDeviceLostInfo | null = null;
@@ -349,6 +369,13 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     this.#maxGroups = Math.min(
       device.limits.maxComputeWorkgroupsPerDimension,
       options.maxWorkgroupsPerDimension ?? Infinity,
+    );
+    this.#maxBinding = Math.min(
+      device.limits.maxStorageBufferBindingSize,
+      Math.max(
+        options.maxStorageBufferBindingSize ?? Infinity,
+        2 * device.limits.minStorageBufferOffsetAlignment,
+      ),
     );
     this.#uniforms = this.#createBuffer(
       PARAMS_BYTES * MAX_DISPATCHES,
@@ -670,47 +697,64 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       return;
     }
     if (out.size === 0) return;
-    const select = this.#selection(name, x0, ratio, maxValue);
-    const view = this.#bind([x0, out, ...operands]);
-    const block = select.params(select.dispatches.length);
-    view.write(block);
-    block.meta.set([x0.size, view.rank, 0, select.perItem], 0);
-    block.coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
-    block.coef.set(select.coef, 9);
-    const [bound0, ...rest] = view.operands;
-    const bound = [bound0!, ...select.scratch, ...rest];
-    select.dispatches.push({
-      pipeline: this.#pipeline(
-        `threshold_update_o${order}${withNoise ? "_noise" : ""}_${
-          view.flat ? "flat" : "strided"
-        }`,
-        bound.length,
-        () => applyUpdateShader(view.flat, order, withNoise),
-      ),
-      operands: bound,
-      groups: this.#groups(x0.size),
-    });
+    const view = this.#bind(name, [x0, out, ...operands]);
+    const select = this.#selection(
+      name,
+      x0,
+      ratio,
+      maxValue,
+      view.chunks.length,
+    );
+    const pipeline = this.#pipeline(
+      `threshold_update_o${order}${withNoise ? "_noise" : ""}_${
+        view.flat ? "flat" : "strided"
+      }`,
+      operands.length + 4,
+      () => applyUpdateShader(view.flat, order, withNoise),
+    );
+    for (const chunk of view.chunks) {
+      const block = select.params(select.dispatches.length);
+      writeChunk(block, chunk);
+      block.meta[3] = select.perItem;
+      block.coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
+      block.coef.set(select.coef, 9);
+      const [bound0, ...rest] = chunk.operands;
+      select.dispatches.push({
+        pipeline,
+        operands: [bound0!, ...select.scratch, ...rest],
+        groups: this.#groups(chunk.count),
+      });
+    }
     this.#run(select.dispatches, [select.scratch[0].buffer]);
   }
 
   threshold(x: WebGpuTensor, ratio: number, maxValue: number): void {
     this.#check("threshold", x);
     if (x.size === 0) return;
-    const select = this.#selection("threshold", x, ratio, maxValue);
-    const block = select.params(select.dispatches.length);
-    select.view.write(block);
-    block.meta.set([x.size, select.view.rank, 0, select.perItem], 0);
-    block.coef.set(select.coef, 9);
-    const key = select.view.flat ? "flat" : "strided";
-    select.dispatches.push({
-      pipeline: this.#pipeline(
-        `threshold_apply_${key}`,
-        3,
-        () => applyShader(select.view.flat),
-      ),
-      operands: [select.view.operands[0]!, ...select.scratch],
-      groups: this.#groups(x.size),
-    });
+    const view = this.#bind("threshold", [x]);
+    const select = this.#selection(
+      "threshold",
+      x,
+      ratio,
+      maxValue,
+      view.chunks.length,
+    );
+    const pipeline = this.#pipeline(
+      `threshold_apply_${view.flat ? "flat" : "strided"}`,
+      3,
+      () => applyShader(view.flat),
+    );
+    for (const chunk of view.chunks) {
+      const block = select.params(select.dispatches.length);
+      writeChunk(block, chunk);
+      block.meta[3] = select.perItem;
+      block.coef.set(select.coef, 9);
+      select.dispatches.push({
+        pipeline,
+        operands: [chunk.operands[0]!, ...select.scratch],
+        groups: this.#groups(chunk.count),
+      });
+    }
     this.#run(select.dispatches, [select.scratch[0].buffer]);
   }
 
@@ -741,9 +785,17 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     return operands;
   }
 
-  // The radix select of dynamic thresholding: its 8 dispatches (uniform blocks 0–7 written), the
-  // view of `x`, the scratch bindings and the apply pass's coef 9–11. `x` is checked and not empty.
-  #selection(name: string, x: WebGpuTensor, ratio: number, maxValue: number) {
+  // The radix select of dynamic thresholding: its dispatches (4 rounds of a histogram per window
+  // of whole batch items, then a scan), uniform blocks for them and the `applies` dispatches of
+  // the apply pass, the scratch bindings and the apply pass's coef 9–11. `x` is checked and not
+  // empty.
+  #selection(
+    name: string,
+    x: WebGpuTensor,
+    ratio: number,
+    maxValue: number,
+    applies: number,
+  ) {
     const batch = x.shape[0] ?? 1;
     const perItem = x.size / batch;
     if (batch > this.#maxGroups) {
@@ -756,51 +808,64 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     const below = Math.trunc(rank);
     const weight = Math.fround(rank - below);
     const above = weight === 0 ? below : below + 1;
+    const view = this.#bind(name, [x], batch);
     const scratch = this.#thresholdScratch(batch);
-    const view = this.#bind([x]);
     const scratchBound = [
       wholeBuffer(scratch.hist),
       wholeBuffer(scratch.state),
     ] as const;
-    const operands: Bound[] = [view.operands[0]!, ...scratchBound];
     const key = view.flat ? "flat" : "strided";
     const perRowGroups = Math.min(
       Math.ceil(perItem / WORKGROUP_SIZE),
       this.#maxGroups,
       1024,
     );
+    const histogram = this.#pipeline(
+      `threshold_hist_${key}`,
+      3,
+      () => histogramShader(view.flat),
+    );
+    const scan = this.#pipeline(
+      `threshold_scan_${key}`,
+      3,
+      () => scanShader(view.flat),
+    );
     const dispatches: Dispatch[] = [];
-    const params = this.#clearParams(MAX_DISPATCHES);
+    const params = this.#clearParams(
+      4 * (view.chunks.length + 1) + applies,
+    );
+    const meta = (chunk: Chunk, pass: number) => {
+      const block = params(dispatches.length);
+      writeChunk(block, chunk);
+      block.meta.set([perItem, pass, below, above], 3);
+      return [chunk.operands[0]!, ...scratchBound];
+    };
     for (let pass = 0; pass < 4; pass++) {
-      for (const stage of ["hist", "scan"] as const) {
-        const block = params(dispatches.length);
-        view.write(block);
-        block.meta.set([x.size, view.rank, 0, perItem, pass, below, above], 0);
+      for (const chunk of view.chunks) {
         dispatches.push({
-          pipeline: this.#pipeline(
-            `threshold_${stage}_${key}`,
-            3,
-            () =>
-              stage === "hist"
-                ? histogramShader(view.flat)
-                : scanShader(view.flat),
-          ),
-          operands,
-          groups: stage === "hist" ? [perRowGroups, batch] : [batch, 1],
+          pipeline: histogram,
+          operands: meta(chunk, pass),
+          groups: [perRowGroups, chunk.count / perItem],
         });
       }
+      // The scan reads only the scratch buffers: any window of x will do.
+      dispatches.push({
+        pipeline: scan,
+        operands: meta(view.chunks[0]!, pass),
+        groups: [batch, 1],
+      });
     }
     return {
       dispatches,
       params,
-      view,
       perItem,
       scratch: scratchBound,
       coef: [weight, Math.fround(1 - weight), Math.fround(maxValue)],
     };
   }
 
-  // Element-wise kernel over out and inputs (all of out's shape).
+  // Element-wise kernel over out and inputs (all of out's shape): one dispatch per chunk of
+  // `#bind`, all in one submit.
   #elementwise(
     name: string,
     out: WebGpuTensor,
@@ -815,27 +880,33 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     }
     if (out.size === 0) return;
     const operands = [out, ...inputs];
-    const view = this.#bind(operands);
+    const view = this.#bind(name, operands);
     const key = `${name}_${view.flat ? "flat" : "strided"}`;
     const pipeline = this.#pipeline(
       key,
       operands.length,
       () => elementwiseShader(operands.length, view.flat, body),
     );
-    const block = this.#clearParams(1)(0);
-    view.write(block);
-    block.meta.set([out.size, view.rank, 0], 0);
-    setCoef(block.coef);
-    this.#run([{
-      pipeline,
-      operands: view.operands,
-      groups: this.#groups(out.size),
-    }]);
+    const params = this.#clearParams(view.chunks.length);
+    this.#run(view.chunks.map((chunk, slot) => {
+      const block = params(slot);
+      writeChunk(block, chunk);
+      setCoef(block.coef);
+      return {
+        pipeline,
+        operands: chunk.operands,
+        groups: this.#groups(chunk.count),
+      };
+    }));
   }
 
-  // The operands' buffer ranges and their merged layout (dimensions that every operand walks
-  // contiguously are merged, size-1 dimensions dropped), and a writer of the layout uniforms.
-  #bind(tensors: readonly WebGpuTensor[]) {
+  // The operands' merged layout (dimensions that every operand walks contiguously are merged,
+  // size-1 dimensions dropped), cut into chunks whose binding windows (aligned to
+  // minStorageBufferOffsetAlignment) fit the binding limit: one chunk when every operand's whole
+  // range fits, otherwise boxes of consecutive rows along the outermost dimension where one row
+  // fits (every dimension after it whole). With `items` > 0, chunks hold whole items of the first
+  // dimension (the thresholding's batch items) and an item too large for one binding throws.
+  #bind(name: string, tensors: readonly WebGpuTensor[], items = 0) {
     const shape: number[] = [];
     const strides: number[][] = tensors.map(() => []);
     tensors[0]!.shape.forEach((n, d) => {
@@ -861,38 +932,107 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     }
     const flat = shape.length <= 1 && strides.every((s) => (s[0] ?? 1) === 1);
     const align = this.device.limits.minStorageBufferOffsetAlignment;
-    const maxBinding = this.device.limits.maxStorageBufferBindingSize;
-    const operands: Bound[] = tensors.map((t, k) => {
-      const [lo, hi] = span(t.shape, t.strides, t.offset);
+    const limit = this.#maxBinding;
+    const buffers = tensors.map((t) => t.buffer);
+    // Operand k's window for the box `sub` of dimensions d… whose first element is at `offset`.
+    const window = (
+      k: number,
+      sub: readonly number[],
+      d: number,
+      offset: number,
+    ): Bound => {
+      const s = strides[k]!.slice(d);
+      const [lo, hi] = span(sub, s, offset);
       const start = Math.floor((lo * 4) / align) * align;
-      const bytes = Math.max((hi + 1) * 4 - start, 4);
-      if (bytes > maxBinding) {
+      return {
+        buffer: buffers[k]!,
+        start,
+        bytes: Math.max((hi + 1) * 4 - start, 4),
+        offset: offset - start / 4,
+        strides: s,
+      };
+    };
+    const size = sizeOf(shape);
+    const whole = tensors.map((t, k) => window(k, shape, 0, t.offset));
+    if (whole.every((o) => o.bytes <= limit)) {
+      return {
+        flat,
+        chunks: [{ base: 0, count: size, shape, operands: whole }],
+      };
+    }
+    // Rows of dimension d one chunk may hold: a window spans at most its floats plus the
+    // alignment slack below its first one.
+    const rowsAt = (d: number): number => {
+      let rows = shape[d]!;
+      strides.forEach((s) => {
+        let reach = 1;
+        for (let j = d + 1; j < shape.length; j++) {
+          reach += (shape[j]! - 1) * Math.abs(s[j]!);
+        }
+        const room = limit - (align - 4) - reach * 4;
+        const step = Math.abs(s[d]!);
+        if (room < 0) rows = 0;
+        else if (step > 0) {
+          rows = Math.min(rows, Math.floor(room / (4 * step)) + 1);
+        }
+      });
+      return rows;
+    };
+    let d = 0;
+    let rows = rowsAt(0);
+    if (items > 0) {
+      const unit = shape[0]! / items;
+      rows = Math.floor(rows / unit) * unit;
+      if (rows === 0) {
+        const item = window(
+          0,
+          [unit, ...shape.slice(1)],
+          0,
+          tensors[0]!.offset,
+        );
         throw new RangeError(
-          `Cannot run a WebGPU kernel on shape ${
-            formatShape(t.shape)
-          } as it spans ${bytes} bytes: the device binds at most ${maxBinding}`,
+          `Cannot run ${name} on shape ${
+            formatShape(tensors[0]!.shape)
+          } as one batch item spans ${item.bytes} bytes: the device binds at most ${limit} (maxStorageBufferBindingSize)`,
         );
       }
-      return {
-        buffer: t.buffer,
-        start,
-        bytes,
-        offset: t.offset - start / 4,
-        strides: strides[k]!,
-      };
-    });
-    return {
-      flat,
-      rank: shape.length,
-      operands,
-      write(block: ParamsBlock): void {
-        block.shape.set(shape);
-        operands.forEach((o, k) => {
-          block.strides.set(o.strides, k * MAX_RANK);
-          block.offsets[k] = o.offset;
+    } else {
+      while (rows === 0) rows = rowsAt(++d);
+    }
+    const inner = shape.slice(d + 1);
+    const rowSize = sizeOf(inner);
+    const outer = sizeOf(shape.slice(0, d));
+    const count = outer * Math.ceil(shape[d]! / rows);
+    if (count > MAX_CHUNKS) {
+      throw new RangeError(
+        `Cannot run ${name} on shape ${
+          formatShape(tensors[0]!.shape)
+        } as its bindings would need ${count} windows of at most ${limit} bytes (maxStorageBufferBindingSize): at most ${MAX_CHUNKS} are supported (make the tensors contiguous)`,
+      );
+    }
+    const chunks: Chunk[] = [];
+    for (let o = 0; o < outer; o++) {
+      // The offset of each operand at outer index o (row-major over dimensions 0…d-1).
+      const offsets = tensors.map((t) => t.offset);
+      for (let j = d - 1, rest = o; j >= 0; j--) {
+        const index = rest % shape[j]!;
+        rest = Math.floor(rest / shape[j]!);
+        strides.forEach((s, k) => (offsets[k]! += index * s[j]!));
+      }
+      for (let r = 0; r < shape[d]!; r += rows) {
+        const n = Math.min(rows, shape[d]! - r);
+        const sub = [n, ...inner];
+        chunks.push({
+          base: (o * shape[d]! + r) * rowSize,
+          count: n * rowSize,
+          shape: sub,
+          operands: tensors.map((_, k) =>
+            window(k, sub, d, offsets[k]! + r * strides[k]![d]!)
+          ),
         });
-      },
-    };
+      }
+    }
+    return { flat, chunks };
   }
 
   #check(operation: string, tensor: WebGpuTensor): void {
@@ -1063,8 +1203,21 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     return id;
   }
 
-  // Zeroed uniform blocks for `count` dispatches, as typed views per field.
+  // Zeroed uniform blocks for `count` dispatches, as typed views per field. The uniform buffer
+  // grows (once, to a power of two of blocks) when a split pass needs more blocks than it holds.
   #clearParams(count: number): (slot: number) => ParamsBlock {
+    if (count * PARAMS_BYTES > this.#params.byteLength) {
+      let blocks = this.#params.byteLength / PARAMS_BYTES;
+      while (blocks < count) blocks *= 2;
+      this.#params = new ArrayBuffer(blocks * PARAMS_BYTES);
+      this.#created.delete(this.#uniforms);
+      this.#uniforms.destroy(); // submitted work that reads it still completes
+      this.#uniforms = this.#createBuffer(
+        blocks * PARAMS_BYTES,
+        UNIFORM | COPY_DST,
+      );
+      this.#bindGroups.clear();
+    }
     new Uint8Array(this.#params, 0, count * PARAMS_BYTES).fill(0);
     this.#paramsUsed = count;
     return (slot) => paramsBlock(this.#params, slot);
@@ -1153,6 +1306,20 @@ function paramsBlock(buffer: ArrayBuffer, slot: number): ParamsBlock {
     ),
     offsets: new Uint32Array(buffer, words(PARAMS.offsets), 8),
   };
+}
+
+// The layout of one chunk into a uniform block: count, rank, shape, strides and offsets, and in
+// meta 7 the row-major index of its first element (the thresholding's item of element i is
+// (i + meta 7) / perItem).
+function writeChunk(block: ParamsBlock, chunk: Chunk): void {
+  block.shape.set(chunk.shape);
+  chunk.operands.forEach((o, k) => {
+    block.strides.set(o.strides, k * MAX_RANK);
+    block.offsets[k] = o.offset;
+  });
+  block.meta[0] = chunk.count;
+  block.meta[1] = chunk.shape.length;
+  block.meta[7] = chunk.base;
 }
 
 function wholeBuffer(buffer: GPUBuffer): Bound {

@@ -5,8 +5,10 @@
 //
 // Bindings: t0 the tensor (read-write), hist (per row: 2 × 256 counters, then a NaN flag) and
 // state (per row: prefix and remaining rank of both selections). info(3) is the item size,
-// info(4) the round, info(5) and info(6) the two ranks; coef 9, 10, 11 are the interpolation
-// weight, 1 − weight and sample_max_value (coef 0–8 are the update's, when fused with it).
+// info(4) the round, info(5) and info(6) the two ranks, info(7) the row-major index of the first
+// element of the dispatch's window (passes are split to fit the binding limit); coef 9, 10, 11
+// are the interpolation weight, 1 − weight and sample_max_value (coef 0–8 are the update's, when
+// fused with it).
 import { preamble, WORKGROUP_SIZE } from "./_wgsl.ts";
 import { updateBody } from "./linear_combination.ts";
 
@@ -34,8 +36,9 @@ var<workgroup> local: array<atomic<u32>, 512>;
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: vec3<u32>,
         @builtin(num_workgroups) groups: vec3<u32>) {
-  let row = w.y;
+  // Rows of this dispatch's window; info(7) is the index of its first element.
   let perItem = info(3u);
+  let row = w.y + info(7u) / perItem;
   let round = info(4u);
   atomicStore(&local[l.x], 0u);
   atomicStore(&local[l.x + 256u], 0u);
@@ -50,7 +53,7 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
   }
   var nan = false;
   for (var j = w.x * ${WORKGROUP_SIZE}u + l.x; j < perItem; j += groups.x * ${WORKGROUP_SIZE}u) {
-    let bits = bitcast<u32>(t0[at(0u, row * perItem + j)]) & 0x7fffffffu;
+    let bits = bitcast<u32>(t0[at(0u, w.y * perItem + j)]) & 0x7fffffffu;
     let digit = (bits >> shift) & 255u;
     if ((bits & mask) == p0) { atomicAdd(&local[digit], 1u); }
     if ((bits & mask) == p1) { atomicAdd(&local[256u + digit], 1u); }
@@ -99,7 +102,7 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
 
 // torch.lerp between the two selected values of the item, clamp to [1, max], then
 // m0 = clamp(v, −s, s) / s for the element `v` of t0 at i.
-const thresholded = /* wgsl */ `let row = i / info(3u);
+const thresholded = /* wgsl */ `let row = (i + info(7u)) / info(3u);
   let low = bitcast<f32>(state[row * ${STATE_STRIDE}u]);
   let high = bitcast<f32>(state[row * ${STATE_STRIDE}u + 2u]);
   let weight = coef(9u);
