@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import {
   cpuKernels,
   DPMSolverMultistepInverseScheduler,
-  DPMSolverMultistepScheduler,
   type ModelOutputConversion,
   type MultistepCoefficients,
   multistepCoefficients,
@@ -14,20 +13,17 @@ import {
   Tensor,
   WasmKernels,
 } from "../mod.ts";
-import { parseConfigJson } from "../lib/config.ts";
 import { TorchGenerator } from "../lib/random.ts";
 import {
   bitEqual,
   cases,
   float32,
-  type ForwardCase,
   forwardCases,
-  forwardFile,
+  forwardSchedulerFor,
   forwardTrajectory,
   int32,
-  type ReferenceCase,
   row,
-  savedConfig,
+  schedulerFor,
   standinModel,
 } from "./_reference.ts";
 
@@ -611,16 +607,6 @@ Deno.test("steady-state steps with out allocate nothing", () => {
 
 // ------------------------------------------------------------------------- reference cases
 
-async function schedulerFor(
-  c: ReferenceCase,
-): Promise<DPMSolverMultistepInverseScheduler> {
-  const scheduler = DPMSolverMultistepInverseScheduler.fromConfig(
-    await savedConfig(c),
-  );
-  scheduler.setTimesteps(c.num_inference_steps);
-  return scheduler;
-}
-
 function withKernels<R>(kernels: WasmKernels | null, body: () => R): R {
   const previous = setTensorKernels(kernels ?? cpuKernels);
   try {
@@ -719,29 +705,13 @@ for (const c of cases) {
 }
 
 // Forward cases (DPMSolverMultistepScheduler), SDE types included: the fused step adds the noise.
-async function forwardScheduler(
-  c: ForwardCase,
-): Promise<DPMSolverMultistepScheduler> {
-  const file = forwardFile(c, "scheduler_config.json");
-  const scheduler = DPMSolverMultistepScheduler.fromConfig(
-    parseConfigJson(await Deno.readTextFile(file), file.pathname),
-  );
-  if (c.custom_timesteps !== null) {
-    scheduler.setTimesteps(null, { timesteps: c.custom_timesteps });
-  } else if (c.mu !== null) {
-    scheduler.setTimesteps(c.num_inference_steps!, { mu: c.mu });
-  } else {
-    scheduler.setTimesteps(c.num_inference_steps!);
-  }
-  return scheduler;
-}
 
 for (const c of forwardCases) {
   if (c.kind !== "steps") continue;
   Deno.test(`forward ${c.name}: every step and a whole loop with WasmKernels equal the TypeScript kernels`, async () => {
     const { samples, modelOutputs, noises } = await forwardTrajectory(c);
-    const cpu = await forwardScheduler(c);
-    const wasm = await forwardScheduler(c);
+    const cpu = await forwardSchedulerFor(c);
+    const wasm = await forwardSchedulerFor(c);
     for (let i = 0; i < c.steps; i++) {
       const t = cpu.timesteps[i]!;
       const noise = noises?.[i];
@@ -770,7 +740,7 @@ for (const c of forwardCases) {
       if (bitEqual(actual, samples[i + 1]!)) exactVsDiffusers++;
     }
     const loop = async (kernels: WasmKernels | null) => {
-      const scheduler = await forwardScheduler(c);
+      const scheduler = await forwardSchedulerFor(c);
       const generator = c.seed === null
         ? undefined
         : new TorchGenerator(c.seed);

@@ -11,7 +11,7 @@
  * @module
  */
 import { f32 } from "../_f32.ts";
-import { formatShape, sameShape, sizeOf } from "../_shape.ts";
+import { checkSameShape, sizeOf } from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
@@ -1004,14 +1004,4 @@ export class WasmKernels implements Kernels<Tensor> {
 
 function roundUp(bytes: number): number {
   return Math.ceil(bytes / ALIGN) * ALIGN;
-}
-
-function checkSameShape(name: string, out: Tensor, other: Tensor): void {
-  if (!sameShape(out.shape, other.shape)) {
-    throw new TypeError(
-      `Cannot run ${name} as the operands' shapes differ: ${
-        formatShape(out.shape)
-      } and ${formatShape(other.shape)}`,
-    );
-  }
 }
