@@ -4,27 +4,16 @@
 // within 1e-4 of that scale.
 import assert from "node:assert/strict";
 import {
-  bitEqual,
   cases,
   float32,
   int32,
-  LOOP_TOLERANCE,
-  maxAbs,
-  maxAbsDiff,
   row,
   schedulerFor,
-  SIGMA_TOLERANCE,
   standinModel,
-  STEP_TOLERANCE,
 } from "./_reference.ts";
+import { SchedulerParity } from "./_parity.ts";
 
-const worst = {
-  step: { error: 0, case: "" },
-  loop: { error: 0, case: "" },
-  sigma: { error: 0, case: "" },
-};
-let exactSteps = 0;
-let totalSteps = 0;
+const parity = new SchedulerParity();
 
 for (const c of cases) {
   Deno.test(`${c.name}: timesteps and sigmas match diffusers`, async () => {
@@ -34,16 +23,7 @@ for (const c of cases) {
       Array.from(await int32(c, "timesteps.npy")),
     );
     const sigmas = (await float32(c, "sigmas.npy")).toFloat32Array();
-    assert.equal(scheduler.sigmas.length, sigmas.length);
-    sigmas.forEach((expected, i) => {
-      const error = Math.abs(scheduler.sigmas[i]! - expected) /
-        Math.abs(expected);
-      if (error > worst.sigma.error) worst.sigma = { error, case: c.name };
-      assert.ok(
-        error <= SIGMA_TOLERANCE,
-        `sigma ${i}: ${scheduler.sigmas[i]} vs ${expected}`,
-      );
-    });
+    parity.checkSigmas(scheduler.sigmas, sigmas, c.name);
   });
 
   if (c.kind === "add_noise") {
@@ -54,11 +34,7 @@ for (const c of cases) {
         await float32(c, "noise.npy"),
         await int32(c, "noise_timesteps.npy"),
       );
-      const expected = await float32(c, "noisy.npy");
-      assert.ok(
-        maxAbsDiff(noisy, expected) <=
-          STEP_TOLERANCE * Math.max(1, maxAbs(expected)),
-      );
+      parity.checkAddNoise(noisy, await float32(c, "noisy.npy"), c.name);
     });
     continue;
   }
@@ -73,14 +49,7 @@ for (const c of cases) {
         .timesteps[Math.min(i, scheduler.timesteps.length - 1)]!;
       const out =
         scheduler.step(row(modelOutputs, i), t, row(samples, i)).prevSample;
-      const expected = row(samples, i + 1);
-      const error = maxAbsDiff(out, expected) / Math.max(1, maxAbs(expected));
-      totalSteps++;
-      if (bitEqual(out, expected)) exactSteps++;
-      if (error > worst.step.error) {
-        worst.step = { error, case: `${c.name} step ${i}` };
-      }
-      assert.ok(error <= STEP_TOLERANCE, `step ${i}: relative error ${error}`);
+      parity.checkStep(out, row(samples, i + 1), `${c.name} step ${i}`);
     }
   });
 
@@ -94,22 +63,11 @@ for (const c of cases) {
         scheduler.step(standinModel(sample, t, c.learned_variance), t, sample)
           .prevSample;
     }
-    const expected = row(samples, c.steps);
-    const error = maxAbsDiff(sample, expected) / Math.max(1, maxAbs(expected));
-    if (error > worst.loop.error) worst.loop = { error, case: c.name };
-    assert.ok(error <= LOOP_TOLERANCE, `relative error ${error}`);
+    parity.checkLoop(sample, row(samples, c.steps), c.name);
   });
 }
 
 Deno.test("reference parity summary", () => {
-  console.log(
-    `reference cases: ${cases.length}; steps bit-exact: ${exactSteps}/${totalSteps}; worst step error ${
-      worst.step.error.toExponential(2)
-    } (${worst.step.case}); worst loop error ${
-      worst.loop.error.toExponential(2)
-    } (${worst.loop.case}); worst sigma error ${
-      worst.sigma.error.toExponential(2)
-    } (${worst.sigma.case})`,
-  );
-  assert.ok(totalSteps > 0);
+  console.log(`reference cases: ${cases.length}; ${parity.summary()}`);
+  assert.ok(parity.steps > 0);
 });

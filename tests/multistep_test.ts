@@ -8,42 +8,21 @@ import type { Tensor } from "../mod.ts";
 import { TorchGenerator } from "../lib/random.ts";
 import { readNpy, readNpyTensor } from "../lib/npy.ts";
 import {
-  bitEqual,
   forwardCases,
   forwardFile,
   forwardSchedulerFor,
   forwardTrajectory,
-  LOOP_TOLERANCE,
-  maxAbs,
-  maxAbsDiff,
-  SIGMA_TOLERANCE,
   standinModel,
-  STEP_TOLERANCE,
 } from "./_reference.ts";
+import { SchedulerParity } from "./_parity.ts";
 
-const worst = {
-  step: { error: 0, case: "" },
-  loop: { error: 0, case: "" },
-  sigma: { error: 0, case: "" },
-};
-let exactSteps = 0;
-let totalSteps = 0;
+const parity = new SchedulerParity();
 
 for (const c of forwardCases) {
   Deno.test(`forward ${c.name}: timesteps and sigmas match diffusers`, async () => {
     const scheduler = await forwardSchedulerFor(c);
     assert.deepEqual(Array.from(scheduler.timesteps), c.timesteps);
-    assert.equal(scheduler.sigmas.length, c.sigmas.length);
-    c.sigmas.forEach((expected, i) => {
-      const error = expected === 0
-        ? Math.abs(scheduler.sigmas[i]!)
-        : Math.abs(scheduler.sigmas[i]! - expected) / Math.abs(expected);
-      if (error > worst.sigma.error) worst.sigma = { error, case: c.name };
-      assert.ok(
-        error <= SIGMA_TOLERANCE,
-        `sigma ${i}: ${scheduler.sigmas[i]} vs ${expected}`,
-      );
-    });
+    parity.checkSigmas(scheduler.sigmas, c.sigmas, c.name);
   });
 
   if (c.kind === "add_noise") {
@@ -57,11 +36,7 @@ for (const c of forwardCases) {
         await load("noise.npy"),
         timesteps,
       );
-      const expected = await load("noisy.npy");
-      assert.ok(
-        maxAbsDiff(noisy, expected) <=
-          STEP_TOLERANCE * Math.max(1, maxAbs(expected)),
-      );
+      parity.checkAddNoise(noisy, await load("noisy.npy"), c.name);
     });
     continue;
   }
@@ -75,14 +50,7 @@ for (const c of forwardCases) {
       const options = noises ? { varianceNoise: noises[i]! } : {};
       const out =
         scheduler.step(modelOutputs[i]!, t, samples[i]!, options).prevSample;
-      const expected = samples[i + 1]!;
-      const error = maxAbsDiff(out, expected) / Math.max(1, maxAbs(expected));
-      totalSteps++;
-      if (bitEqual(out, expected)) exactSteps++;
-      if (!(error <= worst.step.error)) {
-        worst.step = { error, case: `${c.name} step ${i}` };
-      }
-      assert.ok(error <= STEP_TOLERANCE, `step ${i}: relative error ${error}`);
+      parity.checkStep(out, samples[i + 1]!, `${c.name} step ${i}`);
     }
   });
 
@@ -100,22 +68,13 @@ for (const c of forwardCases) {
         generator ? { generator } : {},
       ).prevSample;
     }
-    const expected = samples[c.steps]!;
-    const error = maxAbsDiff(sample, expected) / Math.max(1, maxAbs(expected));
-    if (!(error <= worst.loop.error)) worst.loop = { error, case: c.name };
-    assert.ok(error <= LOOP_TOLERANCE, `relative error ${error}`);
+    parity.checkLoop(sample, samples[c.steps]!, c.name);
   });
 }
 
 Deno.test("forward reference parity summary", () => {
   console.log(
-    `forward reference cases: ${forwardCases.length}; steps bit-exact: ${exactSteps}/${totalSteps}; worst step error ${
-      worst.step.error.toExponential(2)
-    } (${worst.step.case}); worst loop error ${
-      worst.loop.error.toExponential(2)
-    } (${worst.loop.case}); worst sigma error ${
-      worst.sigma.error.toExponential(2)
-    } (${worst.sigma.case})`,
+    `forward reference cases: ${forwardCases.length}; ${parity.summary()}`,
   );
-  assert.ok(totalSteps > 0);
+  assert.ok(parity.steps > 0);
 });

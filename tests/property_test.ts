@@ -105,42 +105,39 @@ Deno.test("toJSON() then fromConfig() is the identity on valid configs", () => {
   );
 });
 
+// `{ key, value }` records, `value` drawn from values the constructor must refuse for `key`.
+function invalid(key: string, value: fc.Arbitrary<unknown>) {
+  return fc.record({ key: fc.constant(key), value });
+}
+
 const invalidValue = fc.oneof(
-  fc.record({
-    key: fc.constant("solver_order"),
-    value: fc.oneof(
-      fc.integer({ min: 4, max: 99 }),
-      fc.integer({ min: -9, max: 0 }),
-    ),
-  }),
-  fc.record({
-    key: fc.constant("num_train_timesteps"),
-    value: fc.oneof(
+  invalid(
+    "solver_order",
+    fc.oneof(fc.integer({ min: 4, max: 99 }), fc.integer({ min: -9, max: 0 })),
+  ),
+  invalid(
+    "num_train_timesteps",
+    fc.oneof(
       fc.integer({ max: 1 }),
       fc.double({ min: 2.01, max: 9.99, noInteger: true }),
     ),
-  }),
-  fc.record({
-    key: fc.constant("beta_end"),
-    value: fc.oneof(
-      fc.double({ min: 1, max: 10 }),
-      fc.double({ min: -1, max: 0 }),
-    ),
-  }),
-  fc.record({
-    key: fc.constant("algorithm_type"),
-    value: fc.string().filter((s) =>
+  ),
+  invalid(
+    "beta_end",
+    fc.oneof(fc.double({ min: 1, max: 10 }), fc.double({ min: -1, max: 0 })),
+  ),
+  invalid(
+    "algorithm_type",
+    fc.string().filter((s) =>
       !["dpmsolver", "dpmsolver++", "deis"].includes(s)
     ),
-  }),
-  fc.record({
-    key: fc.constant("dynamic_thresholding_ratio"),
-    value: fc.double({ min: 1.0001, max: 5, noNaN: true }),
-  }),
-  fc.record({
-    key: fc.constant("thresholding"),
-    value: fc.oneof(fc.integer(), fc.string()),
-  }),
+  ),
+  invalid(
+    "dynamic_thresholding_ratio",
+    fc.double({ min: 1.0001, max: 5, noNaN: true }),
+  ),
+  invalid("thresholding", fc.oneof(fc.integer(), fc.string())),
+  // An unknown key (not private, not a config field).
   fc.record({
     key: fc.string({ minLength: 1 }).filter((k) =>
       !k.startsWith("_") &&
