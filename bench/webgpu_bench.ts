@@ -1,7 +1,8 @@
 // GPU step time and effective bandwidth of DPMSolverMultistepInverseScheduler.step() on WebGPU
-// tensors. Run with `deno task bench`. Each iteration records STEPS steps and then waits for the
-// queue once, so the time per step is the iteration time / STEPS (the wait adds one device poll,
-// about 10 ms in Deno, spread over the steps). Effective bandwidth = the bytes a step must move /
+// tensors. Run with `deno task bench:webgpu` (`deno task bench` runs it after the CPU
+// benchmark). Each iteration records STEPS steps and then waits for the queue once, so the
+// time per step is the iteration time / STEPS (the wait adds one device poll, about 10 ms in
+// Deno, spread over the steps). Effective bandwidth = the bytes a step must move /
 // the time per step: an order-2 step reads the sample, the model output and the previous
 // converted output and writes the new converted output and the result (5 floats per element);
 // thresholding needs the whole x0 before scaling it, so one more read and write (7 floats).

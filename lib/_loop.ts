@@ -1,11 +1,12 @@
 /**
- * What `invert` and `generate` share: schedule set-up, `strength` and class-label checks.
+ * What `invert` and `generate` share: schedule set-up, `strength` and class-label checks, and
+ * the step loop.
  *
  * @module
  */
 import type { MultistepScheduler } from "./multistep_core.ts";
 import type { Tensor } from "./tensor.ts";
-import type { LoopOptions } from "./invert.ts";
+import type { DiffusionModel, LoopOptions } from "./invert.ts";
 
 /** Sets or checks the schedule, resets the state and counts the steps `strength` allows. */
 export function prepare(
@@ -54,4 +55,31 @@ export function classLabelsFor(
   return classLabels instanceof Int32Array
     ? classLabels
     : Int32Array.from(classLabels);
+}
+
+/**
+ * Steps `sample` through `timesteps` (the loop's part of the schedule): the model, then the
+ * scheduler's step, then the progress callback, per timestep. Returns the last sample.
+ */
+export async function runSteps(
+  model: DiffusionModel,
+  scheduler: MultistepScheduler,
+  sample: Tensor,
+  timesteps: Int32Array,
+  labels: Int32Array | undefined,
+  options: LoopOptions,
+): Promise<Tensor> {
+  const steps = timesteps.length;
+  for (let i = 0; i < steps; i++) {
+    const t = timesteps[i]!;
+    const output = await model(
+      scheduler.scaleModelInput(sample, t),
+      t,
+      labels,
+      options.guidanceScale,
+    );
+    sample = scheduler.step(output, t, sample).prevSample;
+    await options.onProgress?.({ step: i + 1, steps, timestep: t, sample });
+  }
+  return sample;
 }

@@ -21,7 +21,8 @@ export function sizeOf(shape: readonly number[]): number {
 /** Whether two shapes are equal. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   // A plain loop: `every` over the frozen shape arrays is slow, and this runs several times per
-  // scheduler step.
+  // scheduler step (where tensors made from one another share their shape array).
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -49,6 +50,29 @@ export function checkSameShape(
       } and ${formatShape(other.shape)}`,
     );
   }
+}
+
+/**
+ * Checks that an order-`order` update's `history` has the `needed` entries it reads, each of
+ * `out`'s shape.
+ *
+ * @throws {TypeError} Too few entries, or a shape differs.
+ */
+export function checkHistory(
+  name: string,
+  out: { readonly shape: readonly number[] },
+  history: readonly { readonly shape: readonly number[] }[],
+  needed: number,
+  order: number,
+): void {
+  if (history.length < needed) {
+    throw new TypeError(
+      `Cannot run ${name} as an order-${order} update needs ${needed} ${
+        needed === 1 ? "entry" : "entries"
+      } in 'history': current count is ${history.length}`,
+    );
+  }
+  for (let k = 0; k < needed; k++) checkSameShape(name, out, history[k]!);
 }
 
 /** Whether (shape, strides) lays the elements out row-major without gaps. */

@@ -7,7 +7,7 @@
 import type { DPMSolverMultistepScheduler } from "./multistep.ts";
 import type { Tensor } from "./tensor.ts";
 import type { DiffusionModel, LoopOptions } from "./invert.ts";
-import { classLabelsFor, prepare } from "./_loop.ts";
+import { classLabelsFor, prepare, runSteps } from "./_loop.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions extends LoopOptions {
@@ -70,25 +70,14 @@ export async function generate(
   }
   const labels = classLabelsFor("generate", noise, options.classLabels);
   if (start > 0) scheduler.setBeginIndex(start);
-  const steps = timesteps.length - start;
-  let sample = noise;
-  for (let i = start; i < timesteps.length; i++) {
-    const t = timesteps[i]!;
-    const output = await model(
-      scheduler.scaleModelInput(sample, t),
-      t,
-      labels,
-      options.guidanceScale,
-    );
-    sample = scheduler.step(output, t, sample).prevSample;
-    await options.onProgress?.({
-      step: i - start + 1,
-      steps,
-      timestep: t,
-      sample,
-    });
-  }
-  return sample;
+  return await runSteps(
+    model,
+    scheduler,
+    noise,
+    timesteps.subarray(start),
+    labels,
+    options,
+  );
 }
 
 function nearestSigma(

@@ -6,7 +6,7 @@
  */
 import type { MultistepScheduler } from "./multistep_core.ts";
 import type { Tensor } from "./tensor.ts";
-import { classLabelsFor, prepare } from "./_loop.ts";
+import { classLabelsFor, prepare, runSteps } from "./_loop.ts";
 
 /**
  * A noise-prediction model as the loops call it: the sample (batch first), the timestep, and
@@ -101,17 +101,13 @@ export async function invert(
 ): Promise<InversionResult> {
   const { timesteps, steps } = prepare("invert", scheduler, image, options);
   const labels = classLabelsFor("invert", image, options.classLabels);
-  let sample = image;
-  for (let i = 0; i < steps; i++) {
-    const t = timesteps[i]!;
-    const output = await model(
-      scheduler.scaleModelInput(sample, t),
-      t,
-      labels,
-      options.guidanceScale,
-    );
-    sample = scheduler.step(output, t, sample).prevSample;
-    await options.onProgress?.({ step: i + 1, steps, timestep: t, sample });
-  }
+  const sample = await runSteps(
+    model,
+    scheduler,
+    image,
+    timesteps.subarray(0, steps),
+    labels,
+    options,
+  );
   return { sample, sigma: scheduler.sigmas[steps]!, steps };
 }

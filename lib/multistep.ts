@@ -7,7 +7,6 @@
 import {
   type DPMSolverMultistepConfig,
   type FromPretrainedOptions,
-  readConfigFile,
   resolveMultistepConfig,
 } from "./config.ts";
 import {
@@ -18,6 +17,10 @@ import {
 import { TorchGenerator } from "./random.ts";
 import { Tensor } from "./tensor.ts";
 import { formatShape, sameShape } from "./_shape.ts";
+import {
+  readPretrainedConfig,
+  resolveForeignConfig,
+} from "./_scheduler_factory.ts";
 import {
   arange,
   betaSigmas,
@@ -110,9 +113,7 @@ export class DPMSolverMultistepScheduler
     overrides: Partial<DPMSolverMultistepConfig> = {},
   ): DPMSolverMultistepScheduler {
     return new DPMSolverMultistepScheduler(
-      resolveMultistepConfig({ ...config, ...overrides }, {
-        ignoreUnknown: true,
-      }),
+      resolveForeignConfig(resolveMultistepConfig, config, overrides),
     );
   }
 
@@ -121,9 +122,8 @@ export class DPMSolverMultistepScheduler
     dir: string,
     options: FromPretrainedOptions = {},
   ): Promise<DPMSolverMultistepScheduler> {
-    const { config, file } = await readConfigFile(dir, options);
     return new DPMSolverMultistepScheduler(
-      resolveMultistepConfig(config, { ignoreUnknown: true, file }),
+      await readPretrainedConfig(resolveMultistepConfig, dir, options),
     );
   }
 

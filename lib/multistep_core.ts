@@ -7,6 +7,7 @@
  * @module
  */
 import { type AnyTensor, kernelsFor } from "./backend.ts";
+import { convertModelOutput } from "./_convert.ts";
 import {
   type AlgorithmType,
   DIFFUSERS_VERSION,
@@ -784,11 +785,8 @@ export abstract class MultistepScheduler<
     index: number,
     threshold = true,
   ): void {
-    const { a, b, d, form } = this.#conversionAt(index);
-    if (form === "copy") kernels.copy(out, modelOutput);
-    else if (form === "sample-first") {
-      kernels.axpbyDiv(out, a, sample, b, modelOutput, d);
-    } else kernels.axpbyDiv(out, a, modelOutput, b, sample, d);
+    const conversion = this.#conversionAt(index);
+    convertModelOutput(kernels, out, sample, modelOutput, conversion);
     if (!threshold || !this.config.thresholding) return;
     if (isDataPrediction(this.config.algorithm_type)) {
       this.#threshold(kernels, out);

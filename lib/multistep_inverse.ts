@@ -6,7 +6,6 @@
  */
 import {
   type FromPretrainedOptions,
-  readConfigFile,
   resolveConfig,
   type SchedulerConfig,
 } from "./config.ts";
@@ -27,6 +26,10 @@ import {
   roundHalfEven,
   sigmaToT,
 } from "./timesteps.ts";
+import {
+  readPretrainedConfig,
+  resolveForeignConfig,
+} from "./_scheduler_factory.ts";
 
 /**
  * The inverse multistep DPM-Solver scheduler: from a clean sample at t = 0 up the noise schedule
@@ -81,7 +84,9 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
     config: Record<string, unknown>,
     overrides: Partial<SchedulerConfig> = {},
   ): DPMSolverMultistepInverseScheduler {
-    return DPMSolverMultistepInverseScheduler.#fromResolved(config, overrides);
+    return new DPMSolverMultistepInverseScheduler(
+      resolveForeignConfig(resolveConfig, config, overrides),
+    );
   }
 
   /** Reads `scheduler_config.json` from `dir` (or `dir/subfolder`). Errors name the file. */
@@ -89,22 +94,9 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
     dir: string,
     options: FromPretrainedOptions = {},
   ): Promise<DPMSolverMultistepInverseScheduler> {
-    const { config, file } = await readConfigFile(dir, options);
-    return DPMSolverMultistepInverseScheduler.#fromResolved(config, {}, file);
-  }
-
-  static #fromResolved(
-    config: Record<string, unknown>,
-    overrides: Partial<SchedulerConfig>,
-    file?: string,
-  ): DPMSolverMultistepInverseScheduler {
-    const resolved = resolveConfig(
-      { ...config, ...overrides },
-      file === undefined
-        ? { ignoreUnknown: true }
-        : { ignoreUnknown: true, file },
+    return new DPMSolverMultistepInverseScheduler(
+      await readPretrainedConfig(resolveConfig, dir, options),
     );
-    return new DPMSolverMultistepInverseScheduler(resolved);
   }
 
   /** The noisiest timestep the schedule reaches (below `lambda_min_clipped` clipping). */

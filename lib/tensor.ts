@@ -106,8 +106,10 @@ export class Tensor {
       }
     }
     this.data = data;
-    this.shape = Object.freeze([...shape]);
-    this.strides = Object.freeze([...s]);
+    // A frozen array is shared, not copied: tensors made from another's shape then share it,
+    // and the per-step shape checks compare one reference.
+    this.shape = frozen(shape);
+    this.strides = frozen(s);
     this.offset = offset;
     this.size = size;
   }
@@ -261,4 +263,8 @@ export class Tensor {
 function describe(value: unknown): string {
   if (value === null || typeof value !== "object") return String(value);
   return value.constructor?.name ?? "object";
+}
+
+function frozen(values: readonly number[]): readonly number[] {
+  return Object.isFrozen(values) ? values : Object.freeze([...values]);
 }

@@ -14,6 +14,7 @@ import {
   WasmKernels,
 } from "../mod.ts";
 import { TorchGenerator } from "../lib/random.ts";
+import { convertThenUpdate } from "../lib/_convert.ts";
 import {
   bitEqual,
   cases,
@@ -185,31 +186,6 @@ Deno.test("multistep() matches the TypeScript kernel bit for bit at every order"
   }
 });
 
-// What convertAndUpdate must equal: the TypeScript conversion, then the TypeScript update.
-function separately(
-  out: Tensor,
-  converted: Tensor,
-  sample: Tensor,
-  modelOutput: Tensor,
-  conversion: ModelOutputConversion,
-  history: readonly Tensor[],
-  c: MultistepCoefficients,
-  noise: Tensor | null,
-): void {
-  const { form, a, b, d } = conversion;
-  if (form === "copy") cpuKernels.copy(converted, modelOutput);
-  else if (form === "sample-first") {
-    cpuKernels.axpbyDiv(converted, a, sample, b, modelOutput, d);
-  } else cpuKernels.axpbyDiv(converted, a, modelOutput, b, sample, d);
-  cpuKernels.multistep(
-    out,
-    sample,
-    [converted, ...history].slice(0, c.order),
-    c,
-    noise,
-  );
-}
-
 const conversions: ModelOutputConversion[] = [
   { form: "sample-first", a: 1, b: Math.fround(-0.83), d: Math.fround(0.57) },
   { form: "sample-first", a: Math.fround(0.57), b: Math.fround(-0.83), d: 1 },
@@ -230,7 +206,8 @@ Deno.test("convertAndUpdate() equals the TypeScript conversion then update, bit 
             const noise = withNoise ? random([n], 7 * n) : null;
             const expected = Tensor.zeros([n]);
             const expectedConverted = Tensor.zeros([n]);
-            separately(
+            convertThenUpdate(
+              cpuKernels,
               expected,
               expectedConverted,
               sample,
@@ -285,7 +262,8 @@ Deno.test("convertAndUpdate() takes the separate kernels where one pass would di
   // `converted` is the sample itself: the update must read the converted values.
   const expected = Tensor.zeros([n]);
   const expectedSample = sample.clone();
-  separately(
+  convertThenUpdate(
+    cpuKernels,
     expected,
     expectedSample,
     expectedSample,
@@ -313,7 +291,8 @@ Deno.test("convertAndUpdate() takes the separate kernels where one pass would di
   const wideConversion = { ...conversion, b: 0.2 };
   const expectedWide = Tensor.zeros([n]);
   const expectedConverted = Tensor.zeros([n]);
-  separately(
+  convertThenUpdate(
+    cpuKernels,
     expectedWide,
     expectedConverted,
     sample,
@@ -349,7 +328,7 @@ Deno.test("convertAndUpdate() takes the separate kernels where one pass would di
         c,
         null,
       ),
-    /needs 1 earlier outputs/,
+    /needs 1 entry in .history./,
   );
 });
 

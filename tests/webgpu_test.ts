@@ -5,32 +5,37 @@
 // GPU vs diffusers as tests/multistep_inverse_test.ts (1e-5 per step, 1e-4 for a whole loop).
 import assert from "node:assert/strict";
 import {
+  type AlgorithmType,
   cpuKernels,
   createWebGpuKernels,
   DPMSolverMultistepInverseScheduler,
+  type Kernels,
+  type ModelOutputConversion,
+  type MultistepCoefficients,
   multistepCoefficients,
   requestWebGpuKernels,
   sigmaToAlphaSigma,
+  type SolverType,
   Tensor,
+  type TensorView,
   WebGpuDeviceLostError,
   WebGpuKernels,
   type WebGpuTensor,
   WebGpuUnavailableError,
 } from "../mod.ts";
-import type { ModelOutputConversion } from "../lib/kernels.ts";
 import { adapterName, available, ignore, required } from "./_gpu.ts";
 import {
   cases,
   float32,
   int32,
   LOOP_TOLERANCE,
-  maxAbs,
-  maxAbsDiff,
   row,
   schedulerFor,
   standinModel,
   STEP_TOLERANCE,
 } from "./_reference.ts";
+import { assertClose, WorstError } from "./_parity.ts";
+import { convertThenUpdate } from "../lib/_convert.ts";
 
 const GPU_TOLERANCE = 1e-6;
 
@@ -64,27 +69,19 @@ function gpuTest(name: string, fn: (gpu: WebGpuKernels) => Promise<void>) {
   });
 }
 
-const worst = {
-  cpu: { error: 0, case: "" },
-  step: { error: 0, case: "" },
-  loop: { error: 0, case: "" },
-};
-let exact = 0;
-let compared = 0;
-
-function relative(a: Tensor, b: Tensor): number {
-  return maxAbsDiff(a, b) / Math.max(1, maxAbs(b));
-}
+// For the parity summary: GPU results compared with the CPU's, and the worst errors.
+let comparedToCpu = 0;
+let bitEqualToCpu = 0;
+const worstVsCpu = new WorstError();
+const worstStep = new WorstError();
+const worstLoop = new WorstError();
 
 function checkCpu(gpuResult: Tensor, cpuResult: Tensor, where: string) {
-  const error = relative(gpuResult, cpuResult);
-  compared++;
-  if (error === 0) exact++;
-  if (!(error <= worst.cpu.error)) worst.cpu = { error, case: where };
-  assert.ok(
-    error <= GPU_TOLERANCE,
-    `${where}: GPU vs CPU relative error ${error}`,
-  );
+  const vsCpu = `${where} (GPU vs CPU)`;
+  const error = assertClose(gpuResult, cpuResult, GPU_TOLERANCE, vsCpu);
+  worstVsCpu.note(error, where);
+  comparedToCpu++;
+  if (error === 0) bitEqualToCpu++;
 }
 
 for (const c of cases) {
@@ -105,7 +102,7 @@ for (const c of cases) {
           c.name,
         );
         const expected = await float32(c, "noisy.npy");
-        assert.ok(relative(result, expected) <= STEP_TOLERANCE);
+        assertClose(result, expected, STEP_TOLERANCE, `${c.name} addNoise`);
         for (const t of [x, n, noisy]) t.release();
       },
     );
@@ -133,9 +130,8 @@ for (const c of cases) {
     (await Promise.all(pending)).forEach((result, i) => {
       const where = `${c.name} step ${i}`;
       checkCpu(result, cpuResults[i]!, where);
-      const error = relative(result, row(samples, i + 1));
-      if (error > worst.step.error) worst.step = { error, case: where };
-      assert.ok(error <= STEP_TOLERANCE, `${where}: vs diffusers ${error}`);
+      const expected = row(samples, i + 1);
+      assertClose(result, expected, STEP_TOLERANCE, where, worstStep);
     });
 
     // A whole inversion with the stand-in model (evaluated on the CPU: a test-only readback).
@@ -159,9 +155,8 @@ for (const c of cases) {
     const result = await sample.read();
     sample.release();
     checkCpu(result, cpuSample, `${c.name} loop`);
-    const error = relative(result, row(samples, c.steps));
-    if (error > worst.loop.error) worst.loop = { error, case: c.name };
-    assert.ok(error <= LOOP_TOLERANCE, `loop vs diffusers ${error}`);
+    const expected = row(samples, c.steps);
+    assertClose(result, expected, LOOP_TOLERANCE, c.name, worstLoop);
   });
 }
 
@@ -182,6 +177,31 @@ async function same(gpuTensor: WebGpuTensor, cpuTensor: Tensor, what: string) {
   checkCpu(await gpuTensor.read(), cpuTensor, what);
 }
 
+// Noise levels for updates of every order: descending sigmas, as the forward (SDE-capable)
+// direction steps.
+const POINTS = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
+
+function coefficients(
+  order: 1 | 2 | 3,
+  algorithm: AlgorithmType,
+  solver: SolverType = "midpoint",
+): MultistepCoefficients {
+  return multistepCoefficients(order, algorithm, solver, POINTS)!;
+}
+
+// The CPU backend's multistep update into a new tensor (`history` cut to the order): the
+// reference the device is held to.
+function multistepOnCpu(
+  sample: Tensor,
+  history: Tensor[],
+  c: MultistepCoefficients,
+  noise: Tensor | null,
+): Tensor {
+  const out = Tensor.zeros(sample.shape);
+  cpuKernels.multistep(out, sample, history.slice(0, c.order), c, noise);
+  return out;
+}
+
 gpuTest(
   "multistep() orders 1-3 with noise match the CPU on permuted views",
   async (gpu) => {
@@ -191,8 +211,6 @@ gpuTest(
     const [x, m0, m1, m2, noise] = bases.map((t) => t.permute(dims));
     const onGpu = bases.map((t) => gpu.upload(t));
     const [gx, g0, g1, g2, gn] = onGpu.map((t) => t.permute(dims));
-    // Descending sigmas, as the forward (SDE-capable) direction steps.
-    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
     for (const order of [1, 2, 3] as const) {
       for (
         const algorithm of [
@@ -204,15 +222,8 @@ gpuTest(
       ) {
         for (const solver of ["midpoint", "heun"] as const) {
           if (order === 3 && algorithm === "sde-dpmsolver") continue;
-          const c = multistepCoefficients(order, algorithm, solver, points)!;
-          const expected = Tensor.zeros(shape);
-          cpuKernels.multistep(
-            expected,
-            x!,
-            [m0!, m1!, m2!].slice(0, order),
-            c,
-            noise!,
-          );
+          const c = coefficients(order, algorithm, solver);
+          const expected = multistepOnCpu(x!, [m0!, m1!, m2!], c, noise!);
           const out = gpu.empty(shape);
           gpu.multistep(out, gx!, [g0!, g1!, g2!].slice(0, order), c, gn!);
           await same(
@@ -300,8 +311,7 @@ gpuTest(
     const out = small.empty(shape);
     const points = [2, 1.5].map((s) => sigmaToAlphaSigma(s, false));
     const c = multistepCoefficients(1, "dpmsolver++", "midpoint", points)!;
-    const expected = Tensor.zeros(shape);
-    cpuKernels.multistep(expected, x, [m], c, null);
+    const expected = multistepOnCpu(x, [m], c, null);
     small.multistep(out, gx, [gm], c, null);
     await same(out, expected, "split multistep");
     cpuKernels.threshold(x, 0.95, 2);
@@ -445,17 +455,97 @@ function recorded(gpu: WebGpuKernels, run: () => void): [number, number] {
   ];
 }
 
-function convertOnCpu(
-  converted: Tensor,
-  sample: Tensor,
-  modelOutput: Tensor,
+/** The tensors a multistep update writes and reads; `history` holds the earlier model outputs. */
+interface UpdateOperands<T> {
+  out: T;
+  sample: T;
+  history: readonly T[];
+  noise: T | null;
+}
+
+/** A convertAndUpdate call's tensors: `modelOutput` is converted into `converted` first. */
+interface ConvertOperands<T> extends UpdateOperands<T> {
+  converted: T;
+  modelOutput: T;
+}
+
+// convertAndUpdate as lib/kernels.ts specifies it, with the separate kernels: the conversion,
+// then the update reading it.
+function separately<T extends TensorView<T>>(
+  kernels: Kernels<T>,
   conversion: ModelOutputConversion,
+  v: ConvertOperands<T>,
+  c: MultistepCoefficients,
 ) {
-  const { form, a, b, d } = conversion;
-  if (form === "copy") cpuKernels.copy(converted, modelOutput);
-  else if (form === "sample-first") {
-    cpuKernels.axpbyDiv(converted, a, sample, b, modelOutput, d);
-  } else cpuKernels.axpbyDiv(converted, a, modelOutput, b, sample, d);
+  const { out, converted, sample, modelOutput, history, noise } = v;
+  convertThenUpdate(
+    kernels,
+    out,
+    converted,
+    sample,
+    modelOutput,
+    conversion,
+    history,
+    c,
+    noise,
+  );
+}
+
+// thresholdAndUpdate as lib/kernels.ts specifies it, with the separate kernels: x0 thresholded
+// in place, then the update reading it. (x0 is apart from the operands: each call thresholds its
+// own copy.)
+function thresholdThenUpdate<T extends TensorView<T>>(
+  kernels: Kernels<T>,
+  v: UpdateOperands<T>,
+  x0: T,
+  ratio: number,
+  maxValue: number,
+  c: MultistepCoefficients,
+) {
+  kernels.threshold(x0, ratio, maxValue);
+  const history = [x0, ...v.history].slice(0, c.order);
+  kernels.multistep(v.out, v.sample, history, c, v.noise);
+}
+
+// The fused kernels; each returns the work it recorded: [submits, dispatches].
+function fusedConvertAndUpdate(
+  kernels: WebGpuKernels,
+  conversion: ModelOutputConversion,
+  v: ConvertOperands<WebGpuTensor>,
+  c: MultistepCoefficients,
+): [number, number] {
+  return recorded(kernels, () =>
+    kernels.convertAndUpdate(
+      v.out,
+      v.converted,
+      v.sample,
+      v.modelOutput,
+      conversion,
+      v.history,
+      c,
+      v.noise,
+    ));
+}
+
+function fusedThresholdAndUpdate(
+  kernels: WebGpuKernels,
+  v: UpdateOperands<WebGpuTensor>,
+  x0: WebGpuTensor,
+  ratio: number,
+  maxValue: number,
+  c: MultistepCoefficients,
+): [number, number] {
+  return recorded(kernels, () =>
+    kernels.thresholdAndUpdate(
+      v.out,
+      x0,
+      v.sample,
+      ratio,
+      maxValue,
+      v.history,
+      c,
+      v.noise,
+    ));
 }
 
 const conversions: ModelOutputConversion[] = [
@@ -483,75 +573,51 @@ gpuTest(
     const bases = [1, 2, 3, 4].map((seed) => values([7, 2, 5, 3], 40 + seed));
     const doubled = values([2, 6, 5, 7], 45);
     const [x, m1, m2, noise] = bases.map((t) => t.permute(dims));
-    const modelOutput = doubled.slice(1, 3, 6);
     const onGpu = [...bases, doubled].map((t) => gpu.upload(t));
     const [gx, g1, g2, gn] = onGpu.slice(0, 4).map((t) => t.permute(dims));
-    const gm = onGpu[4]!.slice(1, 3, 6);
-    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
-    const out = gpu.empty(shape);
-    const converted = gpu.empty(shape);
-    const separateOut = gpu.empty(shape);
-    const separateConverted = gpu.empty(shape);
+    const cpu = {
+      out: Tensor.zeros(shape),
+      converted: Tensor.zeros(shape),
+      sample: x!,
+      modelOutput: doubled.slice(1, 3, 6),
+      history: [m1!, m2!],
+      noise: noise!,
+    };
+    const fused = {
+      out: gpu.empty(shape),
+      converted: gpu.empty(shape),
+      sample: gx!,
+      modelOutput: onGpu[4]!.slice(1, 3, 6),
+      history: [g1!, g2!],
+      noise: gn!,
+    };
+    const separate = {
+      ...fused,
+      out: gpu.empty(shape),
+      converted: gpu.empty(shape),
+    };
     for (const conversion of conversions) {
       for (const order of [1, 2, 3] as const) {
         for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
-          const c = multistepCoefficients(
-            order,
-            algorithm,
-            "midpoint",
-            points,
-          )!;
+          const c = coefficients(order, algorithm);
           const what =
             `convertAndUpdate ${conversion.form} ${order} ${algorithm}`;
-          const expected = Tensor.zeros(shape);
-          const expectedConverted = Tensor.zeros(shape);
-          convertOnCpu(expectedConverted, x!, modelOutput, conversion);
-          cpuKernels.multistep(
-            expected,
-            x!,
-            [expectedConverted, m1!, m2!].slice(0, order),
-            c,
-            noise!,
-          );
-          const work = recorded(gpu, () =>
-            gpu.convertAndUpdate(
-              out,
-              converted,
-              gx!,
-              gm,
-              conversion,
-              [g1!, g2!],
-              c,
-              gn!,
-            ));
+          separately(cpuKernels, conversion, cpu, c);
+          const work = fusedConvertAndUpdate(gpu, conversion, fused, c);
           assert.deepEqual(work, [1, 1], `${what}: one submit, one dispatch`);
-          const { form, a, b, d } = conversion;
-          if (form === "copy") gpu.copy(separateConverted, gm);
-          else if (form === "sample-first") {
-            gpu.axpbyDiv(separateConverted, a, gx!, b, gm, d);
-          } else gpu.axpbyDiv(separateConverted, a, gm, b, gx!, d);
-          gpu.multistep(
-            separateOut,
-            gx!,
-            [separateConverted, g1!, g2!].slice(0, order),
-            c,
-            gn!,
-          );
-          await bitEqual(out, separateOut, expected, what);
+          separately(gpu, conversion, separate, c);
+          await bitEqual(fused.out, separate.out, cpu.out, what);
           await bitEqual(
-            converted,
-            separateConverted,
-            expectedConverted,
+            fused.converted,
+            separate.converted,
+            cpu.converted,
             `${what} (converted)`,
           );
         }
       }
     }
-    for (
-      const t of [...onGpu, out, converted, separateOut, separateConverted]
-    ) {
-      t.release();
-    }
+    const written = [fused, separate].flatMap((v) => [v.out, v.converted]);
+    for (const t of [...onGpu, ...written]) t.release();
   },
 );
 
@@ -562,89 +628,37 @@ gpuTest(
     const points = [0.8, 1.2, 2].map((s) => sigmaToAlphaSigma(s, false));
     const c = multistepCoefficients(2, "dpmsolver++", "midpoint", points)!;
     const conversion = conversions[1]!;
-    // Layout of one buffer of 4 items: [sample, model output, m1, spare].
+    // One buffer of 4 items, [sample, model output, m1, spare]; each layout places out and
+    // converted in it.
     const host = values([4, ...shape], 60);
-    const cases: {
-      name: string;
-      pick: <T extends Tensor | WebGpuTensor>(
-        t: T,
-      ) => { out: T; converted: T; sample: T; modelOutput: T; m1: T };
-      dispatches: number;
-    }[] = [
-      {
-        name: "out aliases sample",
-        pick: (t) => ({
-          out: t.slice(0, 0, 1) as typeof t,
-          converted: t.slice(0, 3, 4) as typeof t,
-          sample: t.slice(0, 0, 1) as typeof t,
-          modelOutput: t.slice(0, 1, 2) as typeof t,
-          m1: t.slice(0, 2, 3) as typeof t,
-        }),
-        dispatches: 1,
-      },
-      {
-        name: "converted in the same buffer, disjoint",
-        pick: (t) => ({
-          out: t.slice(0, 1, 2) as typeof t,
-          converted: t.slice(0, 3, 4) as typeof t,
-          sample: t.slice(0, 0, 1) as typeof t,
-          modelOutput: t.slice(0, 1, 2) as typeof t,
-          m1: t.slice(0, 2, 3) as typeof t,
-        }),
-        dispatches: 1,
-      },
-      {
-        name: "converted aliases the model output",
-        pick: (t) => ({
-          out: t.slice(0, 3, 4) as typeof t,
-          converted: t.slice(0, 1, 2) as typeof t,
-          sample: t.slice(0, 0, 1) as typeof t,
-          modelOutput: t.slice(0, 1, 2) as typeof t,
-          m1: t.slice(0, 2, 3) as typeof t,
-        }),
-        dispatches: 2,
-      },
-      {
-        name: "converted overlaps out",
-        pick: (t) => ({
-          out: t.slice(0, 3, 4) as typeof t,
-          converted: t.slice(0, 2, 4).slice(0, 1, 2) as typeof t,
-          sample: t.slice(0, 0, 1) as typeof t,
-          modelOutput: t.slice(0, 1, 2) as typeof t,
-          m1: t.slice(0, 2, 3) as typeof t,
-        }),
-        dispatches: 2,
-      },
-      {
-        name: "converted aliases the history",
-        pick: (t) => ({
-          out: t.slice(0, 3, 4) as typeof t,
-          converted: t.slice(0, 2, 3) as typeof t,
-          sample: t.slice(0, 0, 1) as typeof t,
-          modelOutput: t.slice(0, 1, 2) as typeof t,
-          m1: t.slice(0, 2, 3) as typeof t,
-        }),
-        dispatches: 2,
-      },
+    type Item = <T extends Tensor | WebGpuTensor>(buffer: T) => T;
+    const item = (i: number): Item => (buffer) =>
+      buffer.slice(0, i, i + 1) as typeof buffer;
+    const [sample, modelOutput, m1, spare] = [0, 1, 2, 3].map(item);
+    // The spare item again, through a view of [m1, spare].
+    const spareOfPair: Item = (buffer) =>
+      buffer.slice(0, 2, 4).slice(0, 1, 2) as typeof buffer;
+    // [name, out, converted, dispatches]
+    const layouts: [string, Item, Item, number][] = [
+      ["out aliases sample", sample, spare, 1],
+      ["converted in the same buffer, disjoint", modelOutput, spare, 1],
+      ["converted aliases the model output", spare, modelOutput, 2],
+      ["converted overlaps out", spare, spareOfPair, 2],
+      ["converted aliases the history", spare, m1, 2],
     ];
-    for (const { name, pick, dispatches } of cases) {
+    for (const [name, out, converted, dispatches] of layouts) {
+      const operands = <T extends Tensor | WebGpuTensor>(buffer: T) => ({
+        out: out(buffer),
+        converted: converted(buffer),
+        sample: sample(buffer),
+        modelOutput: modelOutput(buffer),
+        history: [m1(buffer)],
+        noise: null,
+      });
       const cpu = host.clone();
-      const v = pick(cpu);
-      convertOnCpu(v.converted, v.sample, v.modelOutput, conversion);
-      cpuKernels.multistep(v.out, v.sample, [v.converted, v.m1], c, null);
+      separately(cpuKernels, conversion, operands(cpu), c);
       const g = gpu.upload(host);
-      const gv = pick(g);
-      const work = recorded(gpu, () =>
-        gpu.convertAndUpdate(
-          gv.out,
-          gv.converted,
-          gv.sample,
-          gv.modelOutput,
-          conversion,
-          [gv.m1],
-          c,
-          null,
-        ));
+      const work = fusedConvertAndUpdate(gpu, conversion, operands(g), c);
       assert.equal(work[1], dispatches, `${name}: dispatches`);
       await same(g, cpu, `convertAndUpdate ${name}`);
       g.release();
@@ -661,83 +675,44 @@ gpuTest(
       values([3, 3, 5, 4], 70 + seed)
     );
     const onGpu = bases.map((t) => gpu.upload(t));
-    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
     const out = gpu.empty(shape);
     const separateOut = gpu.empty(shape);
     for (const order of [1, 2, 3] as const) {
       for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
-        const c = multistepCoefficients(order, algorithm, "heun", points)!;
+        const c = coefficients(order, algorithm, "heun");
         const what = `thresholdAndUpdate ${order} ${algorithm}`;
         const [x0, x, m1, m2, noise] = bases.map((t) =>
           t.clone().permute(dims)
         );
-        cpuKernels.threshold(x0!, 0.9, 1.5);
-        const expected = Tensor.zeros(shape);
-        cpuKernels.multistep(
-          expected,
-          x!,
-          [x0!, m1!, m2!].slice(0, order),
-          c,
-          noise!,
-        );
+        const cpu = {
+          out: Tensor.zeros(shape),
+          sample: x!,
+          history: [m1!, m2!],
+          noise: noise!,
+        };
+        thresholdThenUpdate(cpuKernels, cpu, x0!, 0.9, 1.5, c);
         const [gx0, gx, g1, g2, gn] = onGpu.map((t) => t.permute(dims));
         const separateX0 = gpu.empty(shape);
         gpu.copy(separateX0, gx0!);
         const fusedX0 = gpu.empty(shape);
         gpu.copy(fusedX0, gx0!);
-        const work = recorded(
-          gpu,
-          () =>
-            gpu.thresholdAndUpdate(
-              out,
-              fusedX0,
-              gx!,
-              0.9,
-              1.5,
-              [g1!, g2!],
-              c,
-              gn!,
-            ),
-        );
+        const fused = { out, sample: gx!, history: [g1!, g2!], noise: gn! };
+        let work = fusedThresholdAndUpdate(gpu, fused, fusedX0, 0.9, 1.5, c);
         assert.deepEqual(work, [1, 9], `${what}: one submit, 9 dispatches`);
-        gpu.threshold(separateX0, 0.9, 1.5);
-        gpu.multistep(
-          separateOut,
-          gx!,
-          [separateX0, g1!, g2!].slice(0, order),
-          c,
-          gn!,
-        );
-        await bitEqual(out, separateOut, expected, what);
+        const separate = { ...fused, out: separateOut };
+        thresholdThenUpdate(gpu, separate, separateX0, 0.9, 1.5, c);
+        await bitEqual(out, separateOut, cpu.out, what);
         await bitEqual(fusedX0, separateX0, x0!.clone(), `${what} (x0)`);
         // x0 sharing memory with the sample: the separate kernels.
         const shared = gpu.upload(bases[0]!);
-        const sharedView = shared.permute(dims);
-        const fallback = recorded(
-          gpu,
-          () =>
-            gpu.thresholdAndUpdate(
-              out,
-              sharedView,
-              sharedView,
-              0.9,
-              1.5,
-              [g1!, g2!],
-              c,
-              gn!,
-            ),
-        );
-        assert.equal(fallback[0], 2, `${what}: aliased x0 falls back`);
+        const view = shared.permute(dims);
+        const onView = { ...fused, sample: view };
+        work = fusedThresholdAndUpdate(gpu, onView, view, 0.9, 1.5, c);
+        assert.equal(work[0], 2, `${what}: aliased x0 falls back`);
         const aliased = bases[0]!.clone().permute(dims);
-        cpuKernels.threshold(aliased, 0.9, 1.5);
-        cpuKernels.multistep(
-          expected,
-          aliased,
-          [aliased, m1!, m2!].slice(0, order),
-          c,
-          noise!,
-        );
-        await same(out, expected, `${what} aliased`);
+        const onAliased = { ...cpu, sample: aliased };
+        thresholdThenUpdate(cpuKernels, onAliased, aliased, 0.9, 1.5, c);
+        await same(out, onAliased.out, `${what} aliased`);
         for (const t of [separateX0, fusedX0, shared]) t.release();
       }
     }
@@ -775,7 +750,6 @@ gpuTest(
     const shape = [2, 4, 16, 20];
     const bases = [1, 2, 3, 4, 5].map((seed) => values(shape, 90 + seed));
     const doubled = values([2, 8, 16, 20], 96);
-    const points = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
     for (const kernels of [small, medium]) {
       const onGpu = bases.map((t) => kernels.upload(t));
       const gd = kernels.upload(doubled);
@@ -805,61 +779,46 @@ gpuTest(
         kernels.axpbyDiv(out, a!, gs, b!, withY ? gx! : null, d!);
         await bitsOfCpu(out, expected, `${limit} axpbyDiv y=${withY}`);
       }
+      // The operands of convertAndUpdate, the slice as its model output, and of thresholdAndUpdate
+      // (which takes x0 apart).
+      const cpu = {
+        out: Tensor.zeros(shape),
+        converted: Tensor.zeros(shape),
+        sample: x!,
+        modelOutput: slice,
+        history: [m1!, m2!],
+        noise: noise!,
+      };
+      const fused = {
+        out,
+        converted,
+        sample: gx!,
+        modelOutput: gs,
+        history: [g1!, g2!],
+        noise: gn!,
+      };
       for (const order of [1, 2, 3] as const) {
         for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
-          const c = multistepCoefficients(
-            order,
-            algorithm,
-            "midpoint",
-            points,
-          )!;
+          const c = coefficients(order, algorithm);
           const what = `${limit} order ${order} ${algorithm}`;
           // multistep with the slice as the newest model output.
-          const expected = Tensor.zeros(shape);
-          cpuKernels.multistep(expected, x!, [slice, m1!, m2!], c, noise!);
+          const expected = multistepOnCpu(x!, [slice, m1!, m2!], c, noise!);
           kernels.multistep(out, gx!, [gs, g1!, g2!], c, gn!);
           await bitsOfCpu(out, expected, `${what} multistep`);
           // convertAndUpdate: one submit, several dispatches.
           for (const conversion of conversions) {
-            const expectedConverted = Tensor.zeros(shape);
-            convertOnCpu(expectedConverted, x!, slice, conversion);
-            cpuKernels.multistep(
-              expected,
-              x!,
-              [expectedConverted, m1!, m2!].slice(0, order),
-              c,
-              noise!,
-            );
-            work = recorded(kernels, () =>
-              kernels.convertAndUpdate(
-                out,
-                converted,
-                gx!,
-                gs,
-                conversion,
-                [g1!, g2!],
-                c,
-                gn!,
-              ));
+            separately(cpuKernels, conversion, cpu, c);
+            work = fusedConvertAndUpdate(kernels, conversion, fused, c);
             assert.equal(work[0], 1, "one submit");
             assert.ok(work[1] > 1, `convertAndUpdate split: ${work[1]}`);
             const where = `${what} convertAndUpdate ${conversion.form}`;
-            await bitsOfCpu(out, expected, where);
-            await bitsOfCpu(
-              converted,
-              expectedConverted,
-              `${where} (converted)`,
-            );
+            await bitsOfCpu(out, cpu.out, where);
+            await bitsOfCpu(converted, cpu.converted, `${where} (converted)`);
           }
         }
       }
       // Steady state: the split creates no buffers and no pipelines on a second call.
-      const c = multistepCoefficients(
-        3,
-        "sde-dpmsolver++",
-        "midpoint",
-        points,
-      )!;
+      const c = coefficients(3, "sde-dpmsolver++");
       kernels.multistep(out, gx!, [gs, g1!, g2!], c, gn!);
       const before = kernels.stats;
       kernels.multistep(out, gx!, [gs, g1!, g2!], c, gn!);
@@ -888,49 +847,16 @@ gpuTest(
         await bitsOfCpu(gsView, ex, "8 KiB threshold (strided)");
         gsCopy.release();
         for (const order of [1, 2, 3] as const) {
-          const c = multistepCoefficients(
-            order,
-            "sde-dpmsolver++",
-            "heun",
-            points,
-          )!;
+          const c = coefficients(order, "sde-dpmsolver++", "heun");
           const x0 = extra!.clone();
-          cpuKernels.threshold(x0, 0.95, 2);
-          const expected = Tensor.zeros(shape);
-          cpuKernels.multistep(
-            expected,
-            x!,
-            [x0, m1!, m2!].slice(0, order),
-            c,
-            noise!,
-          );
+          thresholdThenUpdate(cpuKernels, cpu, x0, 0.95, 2, c);
           const gx0 = kernels.upload(extra!);
-          work = recorded(
-            kernels,
-            () =>
-              kernels.thresholdAndUpdate(
-                out,
-                gx0,
-                gx!,
-                0.95,
-                2,
-                [g1!, g2!],
-                c,
-                gn!,
-              ),
-          );
+          work = fusedThresholdAndUpdate(kernels, fused, gx0, 0.95, 2, c);
           assert.equal(work[0], 1, "one submit");
           assert.ok(work[1] > 9, `thresholdAndUpdate split: ${work[1]}`);
-          await bitsOfCpu(
-            out,
-            expected,
-            `8 KiB thresholdAndUpdate order ${order}`,
-          );
-          await bitsOfCpu(
-            gx0,
-            x0,
-            `8 KiB thresholdAndUpdate order ${order} (x0)`,
-          );
+          const what = `8 KiB thresholdAndUpdate order ${order}`;
+          await bitsOfCpu(out, cpu.out, what);
+          await bitsOfCpu(gx0, x0, `${what} (x0)`);
           gx0.release();
         }
       }
@@ -1067,16 +993,10 @@ Deno.test({
   sanitizeOps: false,
   fn() {
     console.log(
-      `WebGPU on ${adapterName}: ${exact}/${compared} results bit-equal to the CPU; worst GPU vs CPU ${
-        worst.cpu.error.toExponential(2)
-      } (${worst.cpu.case}); worst step vs diffusers ${
-        worst.step.error.toExponential(2)
-      } (${worst.step.case}); worst loop vs diffusers ${
-        worst.loop.error.toExponential(2)
-      } (${worst.loop.case})`,
+      `WebGPU on ${adapterName}: ${bitEqualToCpu}/${comparedToCpu} results bit-equal to the CPU; worst GPU vs CPU ${worstVsCpu}; worst step vs diffusers ${worstStep}; worst loop vs diffusers ${worstLoop}`,
     );
     gpu?.destroy();
     gpu?.device.destroy();
-    assert.ok(compared > 0);
+    assert.ok(comparedToCpu > 0);
   },
 });

@@ -5,333 +5,141 @@
 // float32 operation (WebAssembly has no FMA contraction), so results equal the TypeScript kernels
 // bit for bit; the scalar tails repeat the vector bodies for the last n % 4 elements.
 
-// `out = (a·x + b·y) / d` (model-output conversion, add_noise).
-export function axpbyDiv(
-  out: usize,
-  a: f32,
-  x: usize,
-  b: f32,
-  y: usize,
-  d: f32,
-  n: i32,
-): void {
-  const va = f32x4.splat(a);
-  const vb = f32x4.splat(b);
-  const vd = f32x4.splat(d);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const ax = f32x4.mul(va, v128.load(x + i));
-    const by = f32x4.mul(vb, v128.load(y + i));
-    v128.store(out + i, f32x4.div(f32x4.add(ax, by), vd));
-  }
-  for (; i < end; i += 4) {
-    store<f32>(out + i, (a * load<f32>(x + i) + b * load<f32>(y + i)) / d);
-  }
-}
-
-// `out = (a·x) / d`.
-export function axDiv(out: usize, a: f32, x: usize, d: f32, n: i32): void {
-  const va = f32x4.splat(a);
-  const vd = f32x4.splat(d);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    v128.store(out + i, f32x4.div(f32x4.mul(va, v128.load(x + i)), vd));
-  }
-  for (; i < end; i += 4) {
-    store<f32>(out + i, (a * load<f32>(x + i)) / d);
-  }
-}
-
-// First-order update: `out = a·x + b·m0`.
-export function multistep1(
-  out: usize,
-  a: f32,
-  x: usize,
-  b: f32,
-  m0: usize,
-  n: i32,
-): void {
-  const va = f32x4.splat(a);
-  const vb = f32x4.splat(b);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const ax = f32x4.mul(va, v128.load(x + i));
-    v128.store(out + i, f32x4.add(ax, f32x4.mul(vb, v128.load(m0 + i))));
-  }
-  for (; i < end; i += 4) {
-    store<f32>(out + i, a * load<f32>(x + i) + b * load<f32>(m0 + i));
-  }
-}
-
-// Second-order update: `D1 = k0·(m0 − m1)`, `out = (a·x + b·m0) + c·D1`.
-export function multistep2(
-  out: usize,
-  a: f32,
-  x: usize,
-  b: f32,
-  m0: usize,
-  c: f32,
-  k0: f32,
-  m1: usize,
-  n: i32,
-): void {
-  const va = f32x4.splat(a);
-  const vb = f32x4.splat(b);
-  const vc = f32x4.splat(c);
-  const vk0 = f32x4.splat(k0);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const v0 = v128.load(m0 + i);
-    const d1 = f32x4.mul(vk0, f32x4.sub(v0, v128.load(m1 + i)));
-    const ax = f32x4.mul(va, v128.load(x + i));
-    const base = f32x4.add(ax, f32x4.mul(vb, v0));
-    v128.store(out + i, f32x4.add(base, f32x4.mul(vc, d1)));
-  }
-  for (; i < end; i += 4) {
-    const s0 = load<f32>(m0 + i);
-    const d1 = k0 * (s0 - load<f32>(m1 + i));
-    store<f32>(out + i, a * load<f32>(x + i) + b * s0 + c * d1);
-  }
-}
-
-// Third-order update: `D1_0 = k0·(m0 − m1)`, `D1_1 = k1·(m1 − m2)`, `D1 = D1_0 + q·(D1_0 − D1_1)`,
-// `D2 = k2·(D1_0 − D1_1)`, `out = ((a·x + b·m0) + c·D1) + d·D2`.
-export function multistep3(
-  out: usize,
-  a: f32,
-  x: usize,
-  b: f32,
-  m0: usize,
-  c: f32,
-  k0: f32,
-  m1: usize,
-  d: f32,
-  k1: f32,
-  q: f32,
-  k2: f32,
-  m2: usize,
-  n: i32,
-): void {
-  const va = f32x4.splat(a);
-  const vb = f32x4.splat(b);
-  const vc = f32x4.splat(c);
-  const vd = f32x4.splat(d);
-  const vk0 = f32x4.splat(k0);
-  const vk1 = f32x4.splat(k1);
-  const vq = f32x4.splat(q);
-  const vk2 = f32x4.splat(k2);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const v0 = v128.load(m0 + i);
-    const v1 = v128.load(m1 + i);
-    const d10 = f32x4.mul(vk0, f32x4.sub(v0, v1));
-    const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
-    const diff = f32x4.sub(d10, d11);
-    const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
-    const d2 = f32x4.mul(vk2, diff);
-    const ax = f32x4.mul(va, v128.load(x + i));
-    const base = f32x4.add(ax, f32x4.mul(vb, v0));
-    const withD1 = f32x4.add(base, f32x4.mul(vc, d1));
-    v128.store(out + i, f32x4.add(withD1, f32x4.mul(vd, d2)));
-  }
-  for (; i < end; i += 4) {
-    const s0 = load<f32>(m0 + i);
-    const s1 = load<f32>(m1 + i);
-    const d10 = k0 * (s0 - s1);
-    const d11 = k1 * (s1 - load<f32>(m2 + i));
-    const diff = d10 - d11;
-    const d1 = d10 + q * diff;
-    const d2 = k2 * diff;
-    store<f32>(out + i, a * load<f32>(x + i) + b * s0 + c * d1 + d * d2);
-  }
-}
-
-// ------------------------------------------------------------------ fused conversion + update
-// One pass for a whole scheduler step: the model-output conversion, stored as the new history
-// entry `conv`, then the update of `multistep1`/`2`/`3` reading that value from a register, then
-// `addScaled`'s noise term when `noise` is not 0. Each value is the float32 the separate kernels
-// compute, in their order, so the results are the same bits with 5 (order 2) or 6 (order 3)
-// memory streams instead of 7 or 8. The conversion (`mode`) is one of
-//   AXPBY  `m0 = (ca·p + cb·q) / cd` (`axpbyDiv`; `p`, `q` the sample and the model output in
-//          the order the conversion names them),
-//   COPY   `m0 = p`,
-//   CLAMP  `m0 = clamp(p, cb, ca) / cd` with `p = conv`, `ca = cd = s`, `cb = -s`: the last pass
-//          of dynamic thresholding (`clampScale`), in place.
-// Loads of an element come before its stores, so `out` may alias an input element for element
-// (`conv` must not alias anything, except `p` in CLAMP mode). The loops are generic over
-// compile-time flags (types standing for values): one instance per combination, with the
-// untaken branches compiled away.
+// ------------------------------------------------------------------------ element-wise sweeps
+// Every element-wise kernel is one instance of `run`: a conversion that yields `m0`, optionally
+// stored, then optionally a multistep update that reads `m0` from a register, then optionally
+// the SDE noise term. One pass over memory for a whole scheduler step (5 streams at order 2, 6
+// at order 3, where separate kernels make 7 and 8). The host writes the operands into the
+// parameter block (`params()`, slots below) and calls `sweep(order, mode, noisy)`.
+//
+// Conversion modes (`m0` from `p` and `q`, the sample and the model output in the order the
+// conversion names them):
+//   AXPBY  `m0 = (ca·p + cb·q) / cd`, stored to `conv` (`axpbyDiv`);
+//   AX     `m0 = (ca·p) / cd`, stored to `conv`;
+//   COPY   `m0 = p`, stored to `conv`;
+//   CLAMP  `m0 = clamp(p, cb, ca) / cd`, stored to `conv` (dynamic thresholding's last pass,
+//          with `ca = cd = s`, `cb = -s`, `p = conv`: in place);
+//   LOAD   `m0 = p`, not stored (the update alone, `m0` a history entry).
+// Orders: 0, the conversion alone; 1–3, `multistep1`/`2`/`3` of backends/cpu.ts:
+//   1: out = a·x + b·m0
+//   2: D1 = k0·(m0 − m1),                    out = (a·x + b·m0) + c·D1
+//   3: D1_0 = k0·(m0 − m1), D1_1 = k1·(m1 − m2), D1 = D1_0 + qq·(D1_0 − D1_1),
+//      D2 = k2·(D1_0 − D1_1),                out = ((a·x + b·m0) + c·D1) + d·D2
+// then, when noisy, `out = out + e·noise`. Loads of an element come before its stores, so `out`
+// may alias an input element for element (`conv` must not alias anything, except `p` in CLAMP
+// mode).
+// (AXPBY is mode 0.)
 const COPY: i32 = 1;
 const CLAMP: i32 = 2;
-type Axpby = f32;
-type Copy = i32;
-type Clamp = f64;
+const AX: i32 = 3;
+const LOAD: i32 = 4;
+
+// Parameter slots (4 bytes each): pointers, the count, then the float32 coefficients.
+const OUT = 0;
+const CONV = 1;
+const X = 2;
+const P = 3;
+const Q = 4;
+const M1 = 5;
+const M2 = 6;
+const NOISE = 7;
+const N = 8;
+const CA = 9;
+const CB = 10;
+const CD = 11;
+const A = 12;
+const B = 13;
+const C = 14;
+const K0 = 15;
+const D = 16;
+const K1 = 17;
+const QQ = 18;
+const K2 = 19;
+const E = 20;
+const PARAMS = memory.data(4 * 24, 16);
+
+// Address of the parameter block.
+export function params(): usize {
+  return PARAMS;
+}
+
+// One instance of `run` per (order, mode, noisy) the host uses; the flags are types standing
+// for values, so that each instance compiles its untaken branches away.
+export function sweep(order: i32, mode: i32, noisy: bool): void {
+  if (order == 0) {
+    if (mode == AX) run<Order0, Ax, Off>();
+    else if (mode == CLAMP) run<Order0, Clamp, Off>();
+    else run<Order0, Axpby, Off>();
+  } else if (order == 1) withMode<Order1>(mode, noisy);
+  else if (order == 2) withMode<Order2>(mode, noisy);
+  else withMode<Order3>(mode, noisy);
+}
+
+function withMode<Order>(mode: i32, noisy: bool): void {
+  if (mode == COPY) withNoise<Order, Copy>(noisy);
+  else if (mode == CLAMP) withNoise<Order, Clamp>(noisy);
+  else if (mode == LOAD) withNoise<Order, Load>(noisy);
+  else withNoise<Order, Axpby>(noisy);
+}
+
+function withNoise<Order, Mode>(noisy: bool): void {
+  if (noisy) run<Order, Mode, On>();
+  else run<Order, Mode, Off>();
+}
+
+// Orders by size, modes by size and kind.
+type Order0 = u8;
+type Order1 = u16;
+type Order2 = u32;
+type Order3 = u64;
+type Axpby = u8;
+type Ax = u16;
+type Copy = u32;
+type Clamp = u64;
+type Load = f32;
 type On = i32;
 type Off = f32;
 
-function convert4<Mode>(
-  p: usize,
-  q: usize,
-  va: v128,
-  vb: v128,
-  vd: v128,
-  i: usize,
-): v128 {
-  if (isInteger<Mode>()) return v128.load(p + i);
-  if (sizeof<Mode>() == 8) {
-    const upper = f32x4.pmin(v128.load(p + i), va);
-    return f32x4.div(f32x4.pmax(upper, vb), vd);
-  }
-  const ap = f32x4.mul(va, v128.load(p + i));
-  return f32x4.div(f32x4.add(ap, f32x4.mul(vb, v128.load(q + i))), vd);
+// @ts-ignore: decorator
+function orderOf<Order>(): i32 {
+  return sizeof<Order>() == 1
+    ? 0
+    : sizeof<Order>() == 2
+    ? 1
+    : sizeof<Order>() == 4
+    ? 2
+    : 3;
 }
 
-function convert1<Mode>(
-  p: usize,
-  q: usize,
-  a: f32,
-  b: f32,
-  d: f32,
-  i: usize,
-): f32 {
-  if (isInteger<Mode>()) return load<f32>(p + i);
-  if (sizeof<Mode>() == 8) {
-    const v = load<f32>(p + i);
-    const upper = v > a ? a : v;
-    return (upper < b ? b : upper) / d;
-  }
-  return (a * load<f32>(p + i) + b * load<f32>(q + i)) / d;
+// @ts-ignore: decorator
+function slot<T>(k: i32): T {
+  return load<T>(PARAMS + ((<usize> k) << 2));
 }
 
-function fused1<Mode, Noisy>(
-  out: usize,
-  conv: usize,
-  x: usize,
-  p: usize,
-  q: usize,
-  ca: f32,
-  cb: f32,
-  cd: f32,
-  a: f32,
-  b: f32,
-  noise: usize,
-  e: f32,
-  n: i32,
-): void {
-  const vca = f32x4.splat(ca);
-  const vcb = f32x4.splat(cb);
-  const vcd = f32x4.splat(cd);
-  const va = f32x4.splat(a);
-  const vb = f32x4.splat(b);
-  const ve = f32x4.splat(e);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const m0 = convert4<Mode>(p, q, vca, vcb, vcd, i);
-    let r = f32x4.add(
-      f32x4.mul(va, v128.load(x + i)),
-      f32x4.mul(vb, m0),
-    );
-    if (isInteger<Noisy>()) {
-      r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
-    }
-    v128.store(conv + i, m0);
-    v128.store(out + i, r);
-  }
-  for (; i < end; i += 4) {
-    const m0 = convert1<Mode>(p, q, ca, cb, cd, i);
-    let r: f32 = a * load<f32>(x + i) + b * m0;
-    if (isInteger<Noisy>()) r = r + e * load<f32>(noise + i);
-    store<f32>(conv + i, m0);
-    store<f32>(out + i, r);
-  }
-}
-
-function fused2<Mode, Noisy>(
-  out: usize,
-  conv: usize,
-  x: usize,
-  p: usize,
-  q: usize,
-  ca: f32,
-  cb: f32,
-  cd: f32,
-  a: f32,
-  b: f32,
-  c: f32,
-  k0: f32,
-  m1: usize,
-  noise: usize,
-  e: f32,
-  n: i32,
-): void {
-  const vca = f32x4.splat(ca);
-  const vcb = f32x4.splat(cb);
-  const vcd = f32x4.splat(cd);
-  const va = f32x4.splat(a);
-  const vb = f32x4.splat(b);
-  const vc = f32x4.splat(c);
-  const vk0 = f32x4.splat(k0);
-  const ve = f32x4.splat(e);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const m0 = convert4<Mode>(p, q, vca, vcb, vcd, i);
-    const d1 = f32x4.mul(vk0, f32x4.sub(m0, v128.load(m1 + i)));
-    const ax = f32x4.mul(va, v128.load(x + i));
-    const base = f32x4.add(ax, f32x4.mul(vb, m0));
-    let r = f32x4.add(base, f32x4.mul(vc, d1));
-    if (isInteger<Noisy>()) {
-      r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
-    }
-    v128.store(conv + i, m0);
-    v128.store(out + i, r);
-  }
-  for (; i < end; i += 4) {
-    const m0 = convert1<Mode>(p, q, ca, cb, cd, i);
-    const d1 = k0 * (m0 - load<f32>(m1 + i));
-    let r: f32 = a * load<f32>(x + i) + b * m0 + c * d1;
-    if (isInteger<Noisy>()) r = r + e * load<f32>(noise + i);
-    store<f32>(conv + i, m0);
-    store<f32>(out + i, r);
-  }
-}
-
-function fused3<Mode, Noisy>(
-  out: usize,
-  conv: usize,
-  x: usize,
-  p: usize,
-  q: usize,
-  ca: f32,
-  cb: f32,
-  cd: f32,
-  a: f32,
-  b: f32,
-  c: f32,
-  k0: f32,
-  m1: usize,
-  d: f32,
-  k1: f32,
-  qq: f32,
-  k2: f32,
-  m2: usize,
-  noise: usize,
-  e: f32,
-  n: i32,
-): void {
+function run<Order, Mode, Noisy>(): void {
+  const order = orderOf<Order>();
+  const stored = !isFloat<Mode>();
+  const noisy = isInteger<Noisy>();
+  const out = slot<usize>(OUT);
+  const conv = slot<usize>(CONV);
+  const x = slot<usize>(X);
+  const p = slot<usize>(P);
+  const q = slot<usize>(Q);
+  const m1 = slot<usize>(M1);
+  const m2 = slot<usize>(M2);
+  const noise = slot<usize>(NOISE);
+  const ca = slot<f32>(CA);
+  const cb = slot<f32>(CB);
+  const cd = slot<f32>(CD);
+  const a = slot<f32>(A);
+  const b = slot<f32>(B);
+  const c = slot<f32>(C);
+  const d = slot<f32>(D);
+  const k0 = slot<f32>(K0);
+  const k1 = slot<f32>(K1);
+  const qq = slot<f32>(QQ);
+  const k2 = slot<f32>(K2);
+  const e = slot<f32>(E);
   const vca = f32x4.splat(ca);
   const vcb = f32x4.splat(cb);
   const vcd = f32x4.splat(cd);
@@ -344,432 +152,69 @@ function fused3<Mode, Noisy>(
   const vq = f32x4.splat(qq);
   const vk2 = f32x4.splat(k2);
   const ve = f32x4.splat(e);
-  const end = (<usize> n) << 2;
+  const end = (<usize> slot<i32>(N)) << 2;
   const vend = end & ~(<usize> 15);
   let i: usize = 0;
   for (; i < vend; i += 16) {
-    const m0 = convert4<Mode>(p, q, vca, vcb, vcd, i);
-    const v1 = v128.load(m1 + i);
-    const d10 = f32x4.mul(vk0, f32x4.sub(m0, v1));
-    const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
-    const diff = f32x4.sub(d10, d11);
-    const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
-    const d2 = f32x4.mul(vk2, diff);
-    const ax = f32x4.mul(va, v128.load(x + i));
-    const base = f32x4.add(ax, f32x4.mul(vb, m0));
-    const withD1 = f32x4.add(base, f32x4.mul(vc, d1));
-    let r = f32x4.add(withD1, f32x4.mul(vd, d2));
-    if (isInteger<Noisy>()) {
-      r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
-    }
-    v128.store(conv + i, m0);
-    v128.store(out + i, r);
+    let m0: v128;
+    if (sizeof<Mode>() == 1) {
+      const ap = f32x4.mul(vca, v128.load(p + i));
+      m0 = f32x4.div(f32x4.add(ap, f32x4.mul(vcb, v128.load(q + i))), vcd);
+    } else if (sizeof<Mode>() == 2) {
+      m0 = f32x4.div(f32x4.mul(vca, v128.load(p + i)), vcd);
+    } else if (sizeof<Mode>() == 8) {
+      // pmin/pmax keep a NaN element as the TypeScript comparisons do.
+      const upper = f32x4.pmin(v128.load(p + i), vca);
+      m0 = f32x4.div(f32x4.pmax(upper, vcb), vcd);
+    } else m0 = v128.load(p + i);
+    if (order >= 1) {
+      let r = f32x4.add(f32x4.mul(va, v128.load(x + i)), f32x4.mul(vb, m0));
+      if (order == 2) {
+        r = f32x4.add(
+          r,
+          f32x4.mul(vc, f32x4.mul(vk0, f32x4.sub(m0, v128.load(m1 + i)))),
+        );
+      } else if (order == 3) {
+        const v1 = v128.load(m1 + i);
+        const d10 = f32x4.mul(vk0, f32x4.sub(m0, v1));
+        const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
+        const diff = f32x4.sub(d10, d11);
+        const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
+        r = f32x4.add(
+          f32x4.add(r, f32x4.mul(vc, d1)),
+          f32x4.mul(vd, f32x4.mul(vk2, diff)),
+        );
+      }
+      if (noisy) r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
+      if (stored) v128.store(conv + i, m0);
+      v128.store(out + i, r);
+    } else v128.store(conv + i, m0);
   }
   for (; i < end; i += 4) {
-    const m0 = convert1<Mode>(p, q, ca, cb, cd, i);
-    const s1 = load<f32>(m1 + i);
-    const d10 = k0 * (m0 - s1);
-    const d11 = k1 * (s1 - load<f32>(m2 + i));
-    const diff = d10 - d11;
-    const d1 = d10 + qq * diff;
-    const d2 = k2 * diff;
-    let r: f32 = a * load<f32>(x + i) + b * m0 + c * d1 + d * d2;
-    if (isInteger<Noisy>()) r = r + e * load<f32>(noise + i);
-    store<f32>(conv + i, m0);
-    store<f32>(out + i, r);
-  }
-}
-
-// Fused conversion + first-order update.
-export function convertUpdate1(
-  out: usize,
-  conv: usize,
-  x: usize,
-  p: usize,
-  q: usize,
-  ca: f32,
-  cb: f32,
-  cd: f32,
-  mode: i32,
-  a: f32,
-  b: f32,
-  noise: usize,
-  e: f32,
-  n: i32,
-): void {
-  if (mode == COPY) {
-    if (noise) {
-      fused1<Copy, On>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
-    } else {
-      fused1<Copy, Off>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
-    }
-  } else if (mode == CLAMP) {
-    if (noise) {
-      fused1<Clamp, On>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
-    } else {
-      fused1<Clamp, Off>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
-    }
-  } else {
-    if (noise) {
-      fused1<Axpby, On>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
-    } else {
-      fused1<Axpby, Off>(out, conv, x, p, q, ca, cb, cd, a, b, noise, e, n);
-    }
-  }
-}
-
-// Fused conversion + second-order update.
-export function convertUpdate2(
-  out: usize,
-  conv: usize,
-  x: usize,
-  p: usize,
-  q: usize,
-  ca: f32,
-  cb: f32,
-  cd: f32,
-  mode: i32,
-  a: f32,
-  b: f32,
-  c: f32,
-  k0: f32,
-  m1: usize,
-  noise: usize,
-  e: f32,
-  n: i32,
-): void {
-  if (mode == COPY) {
-    if (noise) {
-      fused2<Copy, On>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        noise,
-        e,
-        n,
-      );
-    } else {
-      fused2<Copy, Off>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        noise,
-        e,
-        n,
-      );
-    }
-  } else if (mode == CLAMP) {
-    if (noise) {
-      fused2<Clamp, On>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        noise,
-        e,
-        n,
-      );
-    } else {
-      fused2<Clamp, Off>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        noise,
-        e,
-        n,
-      );
-    }
-  } else {
-    if (noise) {
-      fused2<Axpby, On>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        noise,
-        e,
-        n,
-      );
-    } else {
-      fused2<Axpby, Off>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        noise,
-        e,
-        n,
-      );
-    }
-  }
-}
-
-// Fused conversion + third-order update.
-export function convertUpdate3(
-  out: usize,
-  conv: usize,
-  x: usize,
-  p: usize,
-  q: usize,
-  ca: f32,
-  cb: f32,
-  cd: f32,
-  mode: i32,
-  a: f32,
-  b: f32,
-  c: f32,
-  k0: f32,
-  m1: usize,
-  d: f32,
-  k1: f32,
-  qq: f32,
-  k2: f32,
-  m2: usize,
-  noise: usize,
-  e: f32,
-  n: i32,
-): void {
-  if (mode == COPY) {
-    if (noise) {
-      fused3<Copy, On>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        d,
-        k1,
-        qq,
-        k2,
-        m2,
-        noise,
-        e,
-        n,
-      );
-    } else {
-      fused3<Copy, Off>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        d,
-        k1,
-        qq,
-        k2,
-        m2,
-        noise,
-        e,
-        n,
-      );
-    }
-  } else if (mode == CLAMP) {
-    if (noise) {
-      fused3<Clamp, On>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        d,
-        k1,
-        qq,
-        k2,
-        m2,
-        noise,
-        e,
-        n,
-      );
-    } else {
-      fused3<Clamp, Off>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        d,
-        k1,
-        qq,
-        k2,
-        m2,
-        noise,
-        e,
-        n,
-      );
-    }
-  } else {
-    if (noise) {
-      fused3<Axpby, On>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        d,
-        k1,
-        qq,
-        k2,
-        m2,
-        noise,
-        e,
-        n,
-      );
-    } else {
-      fused3<Axpby, Off>(
-        out,
-        conv,
-        x,
-        p,
-        q,
-        ca,
-        cb,
-        cd,
-        a,
-        b,
-        c,
-        k0,
-        m1,
-        d,
-        k1,
-        qq,
-        k2,
-        m2,
-        noise,
-        e,
-        n,
-      );
-    }
-  }
-}
-
-// SDE noise term: `out = out + e·noise`.
-export function addScaled(out: usize, e: f32, noise: usize, n: i32): void {
-  const ve = f32x4.splat(e);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const en = f32x4.mul(ve, v128.load(noise + i));
-    v128.store(out + i, f32x4.add(v128.load(out + i), en));
-  }
-  for (; i < end; i += 4) {
-    store<f32>(out + i, load<f32>(out + i) + e * load<f32>(noise + i));
-  }
-}
-
-// Dynamic thresholding's last pass: `x = clamp(x, -s, s) / s`. pmin/pmax keep a NaN element as
-// the TypeScript comparisons do.
-export function clampScale(x: usize, n: i32, s: f32): void {
-  const vs = f32x4.splat(s);
-  const vms = f32x4.splat(-s);
-  const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  let i: usize = 0;
-  for (; i < vend; i += 16) {
-    const upper = f32x4.pmin(v128.load(x + i), vs);
-    v128.store(x + i, f32x4.div(f32x4.pmax(upper, vms), vs));
-  }
-  for (; i < end; i += 4) {
-    const v = load<f32>(x + i);
-    const upper = v > s ? s : v;
-    store<f32>(x + i, (upper < -s ? -s : upper) / s);
+    let m0: f32;
+    if (sizeof<Mode>() == 1) {
+      m0 = (ca * load<f32>(p + i) + cb * load<f32>(q + i)) / cd;
+    } else if (sizeof<Mode>() == 2) {
+      m0 = (ca * load<f32>(p + i)) / cd;
+    } else if (sizeof<Mode>() == 8) {
+      const v = load<f32>(p + i);
+      const upper = v > ca ? ca : v;
+      m0 = (upper < cb ? cb : upper) / cd;
+    } else m0 = load<f32>(p + i);
+    if (order >= 1) {
+      let r: f32 = a * load<f32>(x + i) + b * m0;
+      if (order == 2) {
+        r = r + c * (k0 * (m0 - load<f32>(m1 + i)));
+      } else if (order == 3) {
+        const s1 = load<f32>(m1 + i);
+        const d10 = k0 * (m0 - s1);
+        const diff = d10 - k1 * (s1 - load<f32>(m2 + i));
+        r = r + c * (d10 + qq * diff) + d * (k2 * diff);
+      }
+      if (noisy) r = r + e * load<f32>(noise + i);
+      if (stored) store<f32>(conv + i, m0);
+      store<f32>(out + i, r);
+    } else store<f32>(conv + i, m0);
   }
 }
 

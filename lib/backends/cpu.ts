@@ -5,7 +5,7 @@
  * @module
  */
 import { f32 } from "../_f32.ts";
-import { checkSameShape, forEachRow, sizeOf } from "../_shape.ts";
+import { checkHistory, checkSameShape, forEachRow, sizeOf } from "../_shape.ts";
 import type { Kernels } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
@@ -144,7 +144,7 @@ export class CpuKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     checkSameShape("multistep", out, sample);
-    for (const m of history) checkSameShape("multistep", out, m);
+    checkHistory("multistep", out, history, c.order, c.order);
     if (noise) checkSameShape("multistep", out, noise);
     const { a, b } = c;
     const od = out.data;

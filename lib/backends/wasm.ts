@@ -10,8 +10,9 @@
  *
  * @module
  */
+import { convertThenUpdate } from "../_convert.ts";
 import { f32 } from "../_f32.ts";
-import { checkSameShape, sizeOf } from "../_shape.ts";
+import { checkHistory, checkSameShape, sizeOf } from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
@@ -41,112 +42,8 @@ export interface WasmKernelsOptions {
 
 type Exports = {
   memory: WebAssembly.Memory;
-  axpbyDiv(
-    out: number,
-    a: number,
-    x: number,
-    b: number,
-    y: number,
-    d: number,
-    n: number,
-  ): void;
-  axDiv(out: number, a: number, x: number, d: number, n: number): void;
-  multistep1(
-    out: number,
-    a: number,
-    x: number,
-    b: number,
-    m0: number,
-    n: number,
-  ): void;
-  multistep2(
-    out: number,
-    a: number,
-    x: number,
-    b: number,
-    m0: number,
-    c: number,
-    k0: number,
-    m1: number,
-    n: number,
-  ): void;
-  multistep3(
-    out: number,
-    a: number,
-    x: number,
-    b: number,
-    m0: number,
-    c: number,
-    k0: number,
-    m1: number,
-    d: number,
-    k1: number,
-    q: number,
-    k2: number,
-    m2: number,
-    n: number,
-  ): void;
-  convertUpdate1(
-    out: number,
-    conv: number,
-    x: number,
-    p: number,
-    q: number,
-    ca: number,
-    cb: number,
-    cd: number,
-    mode: number,
-    a: number,
-    b: number,
-    noise: number,
-    e: number,
-    n: number,
-  ): void;
-  convertUpdate2(
-    out: number,
-    conv: number,
-    x: number,
-    p: number,
-    q: number,
-    ca: number,
-    cb: number,
-    cd: number,
-    mode: number,
-    a: number,
-    b: number,
-    c: number,
-    k0: number,
-    m1: number,
-    noise: number,
-    e: number,
-    n: number,
-  ): void;
-  convertUpdate3(
-    out: number,
-    conv: number,
-    x: number,
-    p: number,
-    q: number,
-    ca: number,
-    cb: number,
-    cd: number,
-    mode: number,
-    a: number,
-    b: number,
-    c: number,
-    k0: number,
-    m1: number,
-    d: number,
-    k1: number,
-    qq: number,
-    k2: number,
-    m2: number,
-    noise: number,
-    e: number,
-    n: number,
-  ): void;
-  addScaled(out: number, e: number, noise: number, n: number): void;
-  clampScale(x: number, n: number, s: number): void;
+  params(): number;
+  sweep(order: number, mode: number, noisy: number): void;
   absOrderStat(
     x: number,
     n: number,
@@ -175,10 +72,32 @@ const MAX_PAGES = 65536;
 const HEAP_START = PAGE;
 const ALIGN = 64;
 const HIST_BYTES = 4 << 12;
-// Conversion modes of the fused kernels (wasm/kernels.ts).
-const MODE_AXPBY = 0;
-const MODE_COPY = 1;
-const MODE_CLAMP = 2;
+// Conversion modes and parameter-block slots (4 bytes each) of the kernels' `sweep`
+// (wasm/kernels.ts).
+const MODE = { axpby: 0, copy: 1, clamp: 2, ax: 3, load: 4 } as const;
+const SLOT = {
+  out: 0,
+  conv: 1,
+  x: 2,
+  p: 3,
+  q: 4,
+  m1: 5,
+  m2: 6,
+  noise: 7,
+  n: 8,
+  ca: 9,
+  cb: 10,
+  cd: 11,
+  a: 12,
+  b: 13,
+  c: 14,
+  k0: 15,
+  d: 16,
+  k1: 17,
+  qq: 18,
+  k2: 19,
+  e: 20,
+} as const;
 
 let compiled: WebAssembly.Module | undefined;
 
@@ -199,14 +118,40 @@ function resizableSupported(): boolean {
     .toResizableBuffer === "function";
 }
 
-// Whether every scalar is a float32 value (or NaN), so the module computes what f32() does.
-function allF32(...values: number[]): boolean {
-  for (const v of values) if (!isF32(v)) return false;
-  return true;
-}
-
+// Whether `v` is a float32 value (or NaN), so that the module computes what f32() does.
 function isF32(v: number): boolean {
   return Math.fround(v) === v || v !== v;
+}
+
+// Whether the coefficients an update uses are float32 values.
+function coefficientsF32(
+  c: MultistepCoefficients,
+  withNoise: boolean,
+): boolean {
+  return isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
+    isF32(c.k0) && isF32(c.k1) && isF32(c.q) && isF32(c.k2) &&
+    (!withNoise || isF32(c.e));
+}
+
+// Where torch.quantile(|x_item|, ratio) lies per item of dimension 0: between order statistics
+// `below` and `below + 1`, at `weight`; null where the ranks fall outside the item.
+interface QuantileRanks {
+  batch: number;
+  perItem: number;
+  below: number;
+  weight: number;
+}
+
+function quantileRanks(x: Tensor, ratio: number): QuantileRanks | null {
+  const batch = x.shape.length === 0 ? 1 : x.shape[0]!;
+  const perItem = batch === 0 ? 0 : x.size / batch;
+  if (perItem === 0) return { batch, perItem, below: 0, weight: 0 };
+  const rank = f32(f32(ratio) * (perItem - 1));
+  const below = Math.trunc(rank);
+  const weight = f32(rank - below);
+  const inside = below >= 0 && below < perItem &&
+    (weight === 0 || below + 1 < perItem);
+  return inside ? { batch, perItem, below, weight } : null;
 }
 
 // Whether two tensors may share memory (conservatively, for views that are not contiguous).
@@ -217,6 +162,13 @@ function overlaps(a: Tensor, b: Tensor): boolean {
   const [aStart, aEnd] = extent(a);
   const [bStart, bEnd] = extent(b);
   return aStart < bEnd && bStart < aEnd;
+}
+
+function overlapsAny(t: Tensor, others: readonly (Tensor | null)[]): boolean {
+  for (const other of others) {
+    if (other !== null && overlaps(t, other)) return true;
+  }
+  return false;
 }
 
 function extent(t: Tensor): [number, number] {
@@ -283,6 +235,9 @@ export class WasmKernels implements Kernels<Tensor> {
   // detaches a fixed-length buffer).
   #buffer: ArrayBuffer;
   #heap: Float32Array;
+  #words: Uint32Array;
+  // Word index of the kernels' parameter block.
+  readonly #params: number;
   #top = HEAP_START;
   // Freed blocks by size in bytes; tensors give their block back when collected.
   readonly #free = new Map<number, number[]>();
@@ -300,7 +255,7 @@ export class WasmKernels implements Kernels<Tensor> {
   readonly #allocated = new WeakMap<Tensor, number>();
 
   /**
-   * Instantiates the module (synchronously; it is about 3 KB).
+   * Instantiates the module (synchronously; it is about 15 KB).
    *
    * @param options {@link WasmKernelsOptions}.
    */
@@ -320,6 +275,8 @@ export class WasmKernels implements Kernels<Tensor> {
     this.#exports = instance.exports as unknown as Exports;
     this.#buffer = this.#memory.buffer as ArrayBuffer;
     this.#heap = new Float32Array(this.#buffer);
+    this.#words = new Uint32Array(this.#buffer);
+    this.#params = this.#exports.params() / 4;
   }
 
   /** Bytes of WebAssembly memory in use or reserved by this instance (it never shrinks). */
@@ -383,13 +340,15 @@ export class WasmKernels implements Kernels<Tensor> {
   ): void {
     checkSameShape("axpbyDiv", out, x);
     if (y) checkSameShape("axpbyDiv", out, y);
-    if (!allF32(a, b, d)) return this.#fallback.axpbyDiv(out, a, x, b, y, d);
+    if (!(isF32(a) && isF32(b) && isF32(d))) {
+      return this.#fallback.axpbyDiv(out, a, x, b, y, d);
+    }
     const n = out.size;
     if (n === 0) return;
-    const ex = this.#exports;
     const [po, px, py] = this.#stage(out, false, [x, y]);
-    if (y === null) ex.axDiv(po!, a, px!, d, n);
-    else ex.axpbyDiv(po!, a, px!, b, py!, d, n);
+    this.#setOperands(0, po!, 0, px!, py!, 0, 0, 0, n);
+    this.#setConversion(a, b, d);
+    this.#exports.sweep(0, y === null ? MODE.ax : MODE.axpby, 0);
     this.#unstage(out, po!);
   }
 
@@ -399,39 +358,17 @@ export class WasmKernels implements Kernels<Tensor> {
    * `[1, maxValue]`, then `x = clamp(x, -s, s) / s`.
    */
   threshold(x: Tensor, ratio: number, maxValue: number): void {
-    const batch = x.shape.length === 0 ? 1 : x.shape[0]!;
-    const perItem = batch === 0 ? 0 : x.size / batch;
+    const quantile = quantileRanks(x, ratio);
+    if (quantile === null) return this.#fallback.threshold(x, ratio, maxValue);
+    const { batch, perItem } = quantile;
     if (perItem === 0) return;
-    const rank = f32(f32(ratio) * (perItem - 1));
-    const below = Math.trunc(rank);
-    const weight = f32(rank - below);
-    if (
-      !(below >= 0 && below < perItem && (weight === 0 || below + 1 < perItem))
-    ) {
-      return this.#fallback.threshold(x, ratio, maxValue);
-    }
     const [px] = this.#stage(x, true, [], perItem * 4);
-    const ex = this.#exports;
-    const hist = this.#histogram();
-    const selection = this.#extra;
-    const max = f32(maxValue);
     for (let item = 0; item < batch; item++) {
       const p = px! + item * perItem * 4;
-      const low = ex.absOrderStat(
-        p,
-        perItem,
-        below,
-        weight !== 0 ? 1 : 0,
-        hist,
-        selection,
-      );
-      let s = NaN;
-      if (low === low) {
-        const level = lerpF32(low, weight !== 0 ? ex.nextStat() : low, weight);
-        // torch.clamp(s, min=1, max=sample_max_value).
-        s = Math.min(Math.max(level, 1), max);
-      }
-      ex.clampScale(p, perItem, s);
+      const s = this.#thresholdLevel(p, quantile, maxValue);
+      this.#setOperands(0, p, 0, p, 0, 0, 0, 0, perItem);
+      this.#setConversion(s, -s, s);
+      this.#exports.sweep(0, MODE.clamp, 0);
     }
     this.#unstage(x, px!);
   }
@@ -445,43 +382,24 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     checkSameShape("multistep", out, sample);
-    for (const m of history) checkSameShape("multistep", out, m);
+    checkHistory("multistep", out, history, c.order, c.order);
     if (noise) checkSameShape("multistep", out, noise);
     const withNoise = c.e !== 0 && noise !== null;
-    if (
-      !allF32(c.a, c.b, c.c, c.d, c.k0, c.k1, c.q, c.k2, withNoise ? c.e : 0)
-    ) {
+    if (!coefficientsF32(c, withNoise)) {
       return this.#fallback.multistep(out, sample, history, c, noise);
     }
     const n = out.size;
     if (n === 0) return;
-    const ex = this.#exports;
-    const operands = [sample, ...history.slice(0, c.order)];
-    if (withNoise) operands.push(noise);
-    const pointers = this.#stage(out, false, operands);
-    const [po, px, p0, p1, p2] = pointers;
-    if (c.order === 1) ex.multistep1(po!, c.a, px!, c.b, p0!, n);
-    else if (c.order === 2) {
-      ex.multistep2(po!, c.a, px!, c.b, p0!, c.c, c.k0, p1!, n);
-    } else {
-      ex.multistep3(
-        po!,
-        c.a,
-        px!,
-        c.b,
-        p0!,
-        c.c,
-        c.k0,
-        p1!,
-        c.d,
-        c.k1,
-        c.q,
-        c.k2,
-        p2!,
-        n,
-      );
-    }
-    if (withNoise) ex.addScaled(po!, c.e, pointers[pointers.length - 1]!, n);
+    const [po, px, p0, p1, p2, pn] = this.#stage(out, false, [
+      sample,
+      history[0]!,
+      c.order >= 2 ? history[1]! : null,
+      c.order >= 3 ? history[2]! : null,
+      withNoise ? noise : null,
+    ]);
+    this.#setOperands(po!, 0, px!, p0!, 0, p1!, p2!, pn!, n);
+    this.#setUpdate(c, withNoise);
+    this.#exports.sweep(c.order, MODE.load, withNoise ? 1 : 0);
     this.#unstage(out, po!);
   }
 
@@ -506,16 +424,7 @@ export class WasmKernels implements Kernels<Tensor> {
     checkSameShape("convertAndUpdate", out, sample);
     checkSameShape("convertAndUpdate", out, converted);
     checkSameShape("convertAndUpdate", out, modelOutput);
-    if (history.length < order - 1) {
-      throw new TypeError(
-        `Cannot run convertAndUpdate as an order-${order} update needs ${
-          order - 1
-        } earlier outputs: current count is ${history.length}`,
-      );
-    }
-    for (let k = 0; k < order - 1; k++) {
-      checkSameShape("convertAndUpdate", out, history[k]!);
-    }
+    checkHistory("convertAndUpdate", out, history, order - 1, order);
     const withNoise = c.e !== 0 && noise !== null;
     if (withNoise) checkSameShape("convertAndUpdate", out, noise);
     const copy = conversion.form === "copy";
@@ -534,9 +443,7 @@ export class WasmKernels implements Kernels<Tensor> {
       p2 >= 0 && pn >= 0;
     let separate = !(copy ||
       (isF32(conversion.a) && isF32(conversion.b) && isF32(conversion.d))) ||
-      !(isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
-        isF32(c.k0) && isF32(c.k1) && isF32(c.q) && isF32(c.k2) &&
-        (!withNoise || isF32(c.e)));
+      !coefficientsF32(c, withNoise);
     if (allResident) {
       // The usual case: every operand in the module's memory, nothing staged or allocated.
       const bytes = 4 * n;
@@ -545,14 +452,12 @@ export class WasmKernels implements Kernels<Tensor> {
         (m1 !== null && clash(p1)) || (m2 !== null && clash(p2)) ||
         (withNoise && clash(pn));
     } else {
-      separate ||= overlaps(converted, out) || overlaps(converted, sample) ||
-        overlaps(converted, modelOutput) ||
-        (m1 !== null && overlaps(converted, m1)) ||
-        (m2 !== null && overlaps(converted, m2)) ||
+      separate ||= overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
         (withNoise && overlaps(converted, noise));
     }
     if (separate) {
-      return this.#convertThenUpdate(
+      return convertThenUpdate(
+        this,
         out,
         converted,
         sample,
@@ -565,123 +470,36 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     if (n === 0) return;
     if (!allResident) {
-      const pointers = this.#stage(
+      [po, pc, px, pm, p1, p2, pn] = this.#stage(
         [out, converted],
         false,
         [sample, modelOutput, m1, m2, withNoise ? noise : null],
-      );
-      [po, pc, px, pm, p1, p2, pn] = pointers as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ];
+      ) as [number, number, number, number, number, number, number];
     }
     // m0 = (ca·p + cb·q) / cd: the sample first, or the model output first.
-    const sampleFirst = conversion.form !== "model-first";
-    const pp = copy ? pm : sampleFirst ? px : pm;
-    const pq = copy ? pm : sampleFirst ? pm : px;
-    const ca = copy ? 1 : conversion.a;
-    const cb = copy ? 0 : conversion.b;
-    const cd = copy ? 1 : conversion.d;
-    const e = withNoise ? c.e : 0;
-    const ex = this.#exports;
-    const flag = copy ? MODE_COPY : MODE_AXPBY;
-    if (order === 1) {
-      ex.convertUpdate1(
-        po,
-        pc,
-        px,
-        pp,
-        pq,
-        ca,
-        cb,
-        cd,
-        flag,
-        c.a,
-        c.b,
-        pn,
-        e,
-        n,
-      );
-    } else if (order === 2) {
-      ex.convertUpdate2(
-        po,
-        pc,
-        px,
-        pp,
-        pq,
-        ca,
-        cb,
-        cd,
-        flag,
-        c.a,
-        c.b,
-        c.c,
-        c.k0,
-        p1,
-        pn,
-        e,
-        n,
-      );
-    } else {
-      ex.convertUpdate3(
-        po,
-        pc,
-        px,
-        pp,
-        pq,
-        ca,
-        cb,
-        cd,
-        flag,
-        c.a,
-        c.b,
-        c.c,
-        c.k0,
-        p1,
-        c.d,
-        c.k1,
-        c.q,
-        c.k2,
-        p2,
-        pn,
-        e,
-        n,
-      );
-    }
+    const sampleFirst = copy || conversion.form === "sample-first";
+    this.#setOperands(
+      po,
+      pc,
+      px,
+      copy ? pm : sampleFirst ? px : pm,
+      sampleFirst ? pm : px,
+      p1,
+      p2,
+      pn,
+      n,
+    );
+    this.#setConversion(conversion.a, conversion.b, conversion.d);
+    this.#setUpdate(c, withNoise);
+    this.#exports.sweep(
+      order,
+      copy ? MODE.copy : MODE.axpby,
+      withNoise ? 1 : 0,
+    );
     if (!allResident) {
       this.#unstage(out, po);
       this.#unstage(converted, pc);
     }
-  }
-
-  // convertAndUpdate the separate way: conversion, then the update.
-  #convertThenUpdate(
-    out: Tensor,
-    converted: Tensor,
-    sample: Tensor,
-    modelOutput: Tensor,
-    conversion: ModelOutputConversion,
-    history: readonly Tensor[],
-    c: MultistepCoefficients,
-    noise: Tensor | null,
-  ): void {
-    const { form, a, b, d } = conversion;
-    if (form === "copy") this.copy(converted, modelOutput);
-    else if (form === "sample-first") {
-      this.axpbyDiv(converted, a, sample, b, modelOutput, d);
-    } else this.axpbyDiv(converted, a, modelOutput, b, sample, d);
-    this.multistep(
-      out,
-      sample,
-      [converted, ...history].slice(0, c.order),
-      c,
-      noise,
-    );
   }
 
   /**
@@ -703,135 +521,47 @@ export class WasmKernels implements Kernels<Tensor> {
     const order = c.order;
     checkSameShape("thresholdAndUpdate", out, sample);
     checkSameShape("thresholdAndUpdate", out, x0);
-    if (history.length < order - 1) {
-      throw new TypeError(
-        `Cannot run thresholdAndUpdate as an order-${order} update needs ${
-          order - 1
-        } earlier outputs: current count is ${history.length}`,
-      );
-    }
-    for (let k = 0; k < order - 1; k++) {
-      checkSameShape("thresholdAndUpdate", out, history[k]!);
-    }
+    checkHistory("thresholdAndUpdate", out, history, order - 1, order);
     const withNoise = c.e !== 0 && noise !== null;
     if (withNoise) checkSameShape("thresholdAndUpdate", out, noise);
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
-    const batch = x0.shape.length === 0 ? 1 : x0.shape[0]!;
-    const perItem = batch === 0 ? 0 : x0.size / batch;
-    const rank = f32(f32(ratio) * (perItem - 1));
-    const below = Math.trunc(rank);
-    const weight = f32(rank - below);
+    const quantile = quantileRanks(x0, ratio);
     if (
-      perItem === 0 ||
-      !(below >= 0 && below < perItem &&
-        (weight === 0 || below + 1 < perItem)) ||
-      !(isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
-        isF32(c.k0) && isF32(c.k1) && isF32(c.q) && isF32(c.k2) &&
-        (!withNoise || isF32(c.e))) ||
-      overlaps(x0, out) || overlaps(x0, sample) ||
-      (m1 !== null && overlaps(x0, m1)) ||
-      (m2 !== null && overlaps(x0, m2)) ||
+      quantile === null || quantile.perItem === 0 ||
+      !coefficientsF32(c, withNoise) ||
+      overlapsAny(x0, [out, sample, m1, m2]) ||
       (withNoise && overlaps(x0, noise))
     ) {
       this.threshold(x0, ratio, maxValue);
       this.multistep(out, sample, [x0, ...history].slice(0, order), c, noise);
       return;
     }
+    const { batch, perItem } = quantile;
     const [po, pc, px, p1, p2, pn] = this.#stage(
       [out, x0],
       true,
       [sample, m1, m2, withNoise ? noise : null],
       perItem * 4,
     ) as [number, number, number, number, number, number];
-    const ex = this.#exports;
-    const hist = this.#histogram();
-    const selection = this.#extra;
-    const max = f32(maxValue);
-    const e = withNoise ? c.e : 0;
+    this.#setUpdate(c, withNoise);
     for (let item = 0; item < batch; item++) {
       const at = item * perItem * 4;
-      const low = ex.absOrderStat(
-        pc + at,
-        perItem,
-        below,
-        weight !== 0 ? 1 : 0,
-        hist,
-        selection,
-      );
-      let s = NaN;
-      if (low === low) {
-        const level = lerpF32(low, weight !== 0 ? ex.nextStat() : low, weight);
-        // torch.clamp(s, min=1, max=sample_max_value).
-        s = Math.min(Math.max(level, 1), max);
-      }
+      const s = this.#thresholdLevel(pc + at, quantile, maxValue);
       // m0 = clamp(x0, -s, s) / s, in place, then the update.
-      const [o, x, x0p] = [po + at, px + at, pc + at];
-      const n1 = m1 === null ? 0 : p1 + at;
-      const nn = withNoise ? pn + at : 0;
-      if (order === 1) {
-        ex.convertUpdate1(
-          o,
-          x0p,
-          x,
-          x0p,
-          x0p,
-          s,
-          -s,
-          s,
-          MODE_CLAMP,
-          c.a,
-          c.b,
-          nn,
-          e,
-          perItem,
-        );
-      } else if (order === 2) {
-        ex.convertUpdate2(
-          o,
-          x0p,
-          x,
-          x0p,
-          x0p,
-          s,
-          -s,
-          s,
-          MODE_CLAMP,
-          c.a,
-          c.b,
-          c.c,
-          c.k0,
-          n1,
-          nn,
-          e,
-          perItem,
-        );
-      } else {
-        ex.convertUpdate3(
-          o,
-          x0p,
-          x,
-          x0p,
-          x0p,
-          s,
-          -s,
-          s,
-          MODE_CLAMP,
-          c.a,
-          c.b,
-          c.c,
-          c.k0,
-          n1,
-          c.d,
-          c.k1,
-          c.q,
-          c.k2,
-          p2 + at,
-          nn,
-          e,
-          perItem,
-        );
-      }
+      this.#setOperands(
+        po + at,
+        pc + at,
+        px + at,
+        pc + at,
+        0,
+        m1 === null ? 0 : p1 + at,
+        m2 === null ? 0 : p2 + at,
+        withNoise ? pn + at : 0,
+        perItem,
+      );
+      this.#setConversion(s, -s, s);
+      this.#exports.sweep(order, MODE.clamp, withNoise ? 1 : 0);
     }
     this.#unstage(out, po);
     this.#unstage(x0, pc);
@@ -879,6 +609,80 @@ export class WasmKernels implements Kernels<Tensor> {
     );
   }
 
+  // ---------------------------------------------------------------- sweeps
+
+  // A sweep's byte pointers (0 where unused) and element count, into the parameter block.
+  #setOperands(
+    out: number,
+    conv: number,
+    x: number,
+    p: number,
+    q: number,
+    m1: number,
+    m2: number,
+    noise: number,
+    n: number,
+  ): void {
+    const words = this.#words;
+    const at = this.#params;
+    words[at + SLOT.out] = out;
+    words[at + SLOT.conv] = conv;
+    words[at + SLOT.x] = x;
+    words[at + SLOT.p] = p;
+    words[at + SLOT.q] = q;
+    words[at + SLOT.m1] = m1;
+    words[at + SLOT.m2] = m2;
+    words[at + SLOT.noise] = noise;
+    words[at + SLOT.n] = n;
+  }
+
+  // The conversion's `(ca·p + cb·q) / cd` (float32 values, checked by the caller).
+  #setConversion(ca: number, cb: number, cd: number): void {
+    const heap = this.#heap;
+    const at = this.#params;
+    heap[at + SLOT.ca] = ca;
+    heap[at + SLOT.cb] = cb;
+    heap[at + SLOT.cd] = cd;
+  }
+
+  // The update's coefficients (float32 values, checked by the caller); `e` only with noise.
+  #setUpdate(c: MultistepCoefficients, withNoise: boolean): void {
+    const heap = this.#heap;
+    const at = this.#params;
+    heap[at + SLOT.a] = c.a;
+    heap[at + SLOT.b] = c.b;
+    heap[at + SLOT.c] = c.c;
+    heap[at + SLOT.k0] = c.k0;
+    heap[at + SLOT.d] = c.d;
+    heap[at + SLOT.k1] = c.k1;
+    heap[at + SLOT.qq] = c.q;
+    heap[at + SLOT.k2] = c.k2;
+    heap[at + SLOT.e] = withNoise ? c.e : 0;
+  }
+
+  // Dynamic thresholding's level for the item at byte pointer `p`: the quantile of |x| clamped
+  // to [1, maxValue] as torch.clamp does, or NaN when the item holds a NaN.
+  #thresholdLevel(
+    p: number,
+    { perItem, below, weight }: QuantileRanks,
+    maxValue: number,
+  ): number {
+    const ex = this.#exports;
+    const interpolate = weight !== 0;
+    const hist = this.#histogram();
+    const low = ex.absOrderStat(
+      p,
+      perItem,
+      below,
+      interpolate ? 1 : 0,
+      hist,
+      this.#extra,
+    );
+    if (low !== low) return NaN;
+    const level = lerpF32(low, interpolate ? ex.nextStat() : low, weight);
+    return Math.min(Math.max(level, 1), f32(maxValue));
+  }
+
   // ---------------------------------------------------------------- memory
 
   #pointer(t: Tensor): number {
@@ -915,6 +719,7 @@ export class WasmKernels implements Kernels<Tensor> {
         // A fixed-length buffer was detached by the growth: re-derive the views.
         this.#buffer = this.#memory.buffer as ArrayBuffer;
         this.#heap = new Float32Array(this.#buffer);
+        this.#words = new Uint32Array(this.#buffer);
       }
     }
     this.#top = end;

@@ -7,10 +7,13 @@
  *
  * @module
  */
+import { convertThenUpdate } from "../_convert.ts";
 import {
+  checkHistory,
   checkSameShape,
   formatShape,
   isRowMajor,
+  type Layout,
   permuteLayout,
   rowMajorStrides,
   sizeOf,
@@ -215,19 +218,16 @@ export class WebGpuTensor implements TensorView<WebGpuTensor> {
     start: number,
     end: number = this.shape[dim]!,
   ): WebGpuTensor {
-    const { shape, strides, offset } = sliceLayout(this, dim, start, end);
-    return new WebGpuTensor(
-      this.kernels,
-      this.#storage,
-      shape,
-      strides,
-      offset,
-    );
+    return this.#withLayout(sliceLayout(this, dim, start, end));
   }
 
   /** A view with the dimensions reordered: result dimension k is this tensor's `dims[k]`. */
   permute(dims: readonly number[]): WebGpuTensor {
-    const { shape, strides, offset } = permuteLayout(this, dims);
+    return this.#withLayout(permuteLayout(this, dims));
+  }
+
+  // Another view of the same buffer.
+  #withLayout({ shape, strides, offset }: Layout): WebGpuTensor {
     return new WebGpuTensor(
       this.kernels,
       this.#storage,
@@ -598,22 +598,16 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     c: MultistepCoefficients,
     noise: WebGpuTensor | null,
   ): void {
+    checkHistory("multistep", out, history, c.order, c.order);
     const withNoise = c.e !== 0 && noise !== null;
     const inputs = [sample, ...history.slice(0, c.order)];
-    if (history.length < c.order) {
-      throw new RangeError(
-        `Cannot run multistep as 'history' must hold ${c.order} tensors: current length is ${history.length}`,
-      );
-    }
     if (withNoise) inputs.push(noise);
     this.#elementwise(
       `multistep_o${c.order}${withNoise ? "_noise" : ""}`,
       out,
       inputs,
       multistepBody(c.order, withNoise),
-      (coef) => {
-        coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
-      },
+      (coef) => writeUpdateCoefficients(coef, c),
     );
   }
 
@@ -636,30 +630,36 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     c: MultistepCoefficients,
     noise: WebGpuTensor | null,
   ): void {
-    const name = "convertAndUpdate";
-    const order = c.order;
-    const withNoise = c.e !== 0 && noise !== null;
-    const operands = this.#updateOperands(name, out, converted, history, c, [
-      sample,
-      modelOutput,
-    ], noise);
-    if ([out, ...operands].some((t) => overlaps(converted, t))) {
-      const { form, a, b, d } = conversion;
-      if (form === "copy") this.copy(converted, modelOutput);
-      else if (form === "sample-first") {
-        this.axpbyDiv(converted, a, sample, b, modelOutput, d);
-      } else this.axpbyDiv(converted, a, modelOutput, b, sample, d);
-      this.multistep(out, sample, [converted, ...history], c, noise);
-      return;
+    const { operands, withNoise, aliased } = this.#fusedUpdate(
+      "convertAndUpdate",
+      out,
+      converted,
+      history,
+      c,
+      [sample, modelOutput],
+      noise,
+    );
+    if (aliased) {
+      return convertThenUpdate(
+        this,
+        out,
+        converted,
+        sample,
+        modelOutput,
+        conversion,
+        history,
+        c,
+        noise,
+      );
     }
     const copy = conversion.form === "copy";
     this.#elementwise(
-      `convert_${conversion.form}_o${order}${withNoise ? "_noise" : ""}`,
+      `convert_${conversion.form}_o${c.order}${withNoise ? "_noise" : ""}`,
       out,
       [converted, ...operands],
-      convertUpdateBody(conversion.form, order, withNoise),
+      convertUpdateBody(conversion.form, c.order, withNoise),
       (coef) => {
-        coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
+        writeUpdateCoefficients(coef, c);
         coef.set(
           copy ? [1, 0, 1] : [conversion.a, conversion.b, conversion.d],
           9,
@@ -686,37 +686,107 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     noise: WebGpuTensor | null,
   ): void {
     const name = "thresholdAndUpdate";
-    const order = c.order;
-    const withNoise = c.e !== 0 && noise !== null;
-    const operands = this.#updateOperands(name, out, x0, history, c, [
-      sample,
-    ], noise);
-    if ([out, ...operands].some((t) => overlaps(x0, t))) {
+    const { operands, withNoise, aliased } = this.#fusedUpdate(
+      name,
+      out,
+      x0,
+      history,
+      c,
+      [sample],
+      noise,
+    );
+    if (aliased) {
       this.threshold(x0, ratio, maxValue);
       this.multistep(out, sample, [x0, ...history], c, noise);
       return;
     }
     if (out.size === 0) return;
-    const view = this.#bind(name, [x0, out, ...operands]);
+    this.#thresholdThenApply(
+      name,
+      [x0, out, ...operands],
+      ratio,
+      maxValue,
+      (flat) =>
+        this.#pipeline(
+          `threshold_update_o${c.order}${withNoise ? "_noise" : ""}_${
+            flat ? "flat" : "strided"
+          }`,
+          operands.length + 4,
+          () => applyUpdateShader(flat, c.order, withNoise),
+        ),
+      (coef) => writeUpdateCoefficients(coef, c),
+    );
+  }
+
+  threshold(x: WebGpuTensor, ratio: number, maxValue: number): void {
+    this.#check("threshold", x);
+    if (x.size === 0) return;
+    this.#thresholdThenApply(
+      "threshold",
+      [x],
+      ratio,
+      maxValue,
+      (flat) =>
+        this.#pipeline(
+          `threshold_apply_${flat ? "flat" : "strided"}`,
+          3,
+          () => applyShader(flat),
+        ),
+      () => {},
+    );
+  }
+
+  // The checked operands of a fused update after `out` and `x0` (not included): `inputs`, the
+  // history the order reads, and the noise when the coefficients read it (`withNoise`).
+  // `aliased`: `x0` shares memory with `out` or an operand, so the fused pass would read what it
+  // writes and the caller runs the separate kernels instead.
+  #fusedUpdate(
+    name: string,
+    out: WebGpuTensor,
+    x0: WebGpuTensor,
+    history: readonly WebGpuTensor[],
+    c: MultistepCoefficients,
+    inputs: readonly WebGpuTensor[],
+    noise: WebGpuTensor | null,
+  ): { operands: WebGpuTensor[]; withNoise: boolean; aliased: boolean } {
+    checkHistory(name, out, history, c.order - 1, c.order);
+    const withNoise = c.e !== 0 && noise !== null;
+    const operands = [...inputs, ...history.slice(0, c.order - 1)];
+    if (withNoise) operands.push(noise);
+    for (const t of [out, x0, ...operands]) {
+      this.#check(name, t);
+      checkSameShape(name, out, t);
+    }
+    const aliased = [out, ...operands].some((t) => overlaps(x0, t));
+    return { operands, withNoise, aliased };
+  }
+
+  // Dynamic thresholding of `tensors[0]` (checked, not empty), in one submit: the radix select of
+  // `#selection`, then per chunk of `tensors` the apply pass from `applyPipeline` (given the
+  // layout), which reads the scratch bindings after the first operand, coef 9–11 from the
+  // selection and whatever else `setCoef` writes.
+  #thresholdThenApply(
+    name: string,
+    tensors: readonly WebGpuTensor[],
+    ratio: number,
+    maxValue: number,
+    applyPipeline: (flat: boolean) => string,
+    setCoef: (coef: Float32Array) => void,
+  ): void {
+    const view = this.#bind(name, tensors);
     const select = this.#selection(
       name,
-      x0,
+      tensors[0]!,
       ratio,
       maxValue,
       view.chunks.length,
     );
-    const pipeline = this.#pipeline(
-      `threshold_update_o${order}${withNoise ? "_noise" : ""}_${
-        view.flat ? "flat" : "strided"
-      }`,
-      operands.length + 4,
-      () => applyUpdateShader(view.flat, order, withNoise),
-    );
+    const pipeline = applyPipeline(view.flat);
     for (const chunk of view.chunks) {
       const block = select.params(select.dispatches.length);
       writeChunk(block, chunk);
       block.meta[3] = select.perItem;
-      block.coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
+      setCoef(block.coef);
       block.coef.set(select.coef, 9);
       const [bound0, ...rest] = chunk.operands;
       select.dispatches.push({
@@ -726,63 +796,6 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       });
     }
     this.#run(select.dispatches, [select.scratch[0].buffer]);
-  }
-
-  threshold(x: WebGpuTensor, ratio: number, maxValue: number): void {
-    this.#check("threshold", x);
-    if (x.size === 0) return;
-    const view = this.#bind("threshold", [x]);
-    const select = this.#selection(
-      "threshold",
-      x,
-      ratio,
-      maxValue,
-      view.chunks.length,
-    );
-    const pipeline = this.#pipeline(
-      `threshold_apply_${view.flat ? "flat" : "strided"}`,
-      3,
-      () => applyShader(view.flat),
-    );
-    for (const chunk of view.chunks) {
-      const block = select.params(select.dispatches.length);
-      writeChunk(block, chunk);
-      block.meta[3] = select.perItem;
-      block.coef.set(select.coef, 9);
-      select.dispatches.push({
-        pipeline,
-        operands: [chunk.operands[0]!, ...select.scratch],
-        groups: this.#groups(chunk.count),
-      });
-    }
-    this.#run(select.dispatches, [select.scratch[0].buffer]);
-  }
-
-  // The checked operands of a fused update after `out` and `x0` (not included): `inputs`, the
-  // history the order reads, and the noise when the coefficients read it.
-  #updateOperands(
-    name: string,
-    out: WebGpuTensor,
-    x0: WebGpuTensor,
-    history: readonly WebGpuTensor[],
-    c: MultistepCoefficients,
-    inputs: readonly WebGpuTensor[],
-    noise: WebGpuTensor | null,
-  ): WebGpuTensor[] {
-    if (history.length < c.order - 1) {
-      throw new TypeError(
-        `Cannot run ${name} as an order-${c.order} update needs ${
-          c.order - 1
-        } earlier outputs: current count is ${history.length}`,
-      );
-    }
-    const operands = [...inputs, ...history.slice(0, c.order - 1)];
-    if (c.e !== 0 && noise !== null) operands.push(noise);
-    for (const t of [out, x0, ...operands]) {
-      this.#check(name, t);
-      checkSameShape(name, out, t);
-    }
-    return operands;
   }
 
   // The radix select of dynamic thresholding: its dispatches (4 rounds of a histogram per window
@@ -1320,6 +1333,14 @@ function writeChunk(block: ParamsBlock, chunk: Chunk): void {
   block.meta[0] = chunk.count;
   block.meta[1] = chunk.shape.length;
   block.meta[7] = chunk.base;
+}
+
+// Coef 0–8 of the update bodies: the multistep coefficients in the order the WGSL reads them.
+function writeUpdateCoefficients(
+  coef: Float32Array,
+  c: MultistepCoefficients,
+): void {
+  coef.set([c.a, c.b, c.c, c.d, c.e, c.k0, c.k1, c.q, c.k2]);
 }
 
 function wholeBuffer(buffer: GPUBuffer): Bound {

@@ -1,0 +1,40 @@
+/**
+ * What the schedulers' `fromConfig` and `fromPretrained` share: reading another scheduler's
+ * config, whose keys this one lacks are ignored (as diffusers' `from_config`).
+ *
+ * @module
+ */
+import {
+  type ConfigSource,
+  type FromPretrainedOptions,
+  readConfigFile,
+  type SchedulerConfig,
+} from "./config.ts";
+
+/** A scheduler's config resolver: `resolveConfig` or `resolveMultistepConfig`. */
+export type ConfigResolver<C extends SchedulerConfig> = (
+  partial: Record<string, unknown>,
+  options: { ignoreUnknown?: boolean } & ConfigSource,
+) => Readonly<C>;
+
+/** `fromConfig`'s config: `config` with `overrides` winning, keys `resolve` lacks ignored. */
+export function resolveForeignConfig<C extends SchedulerConfig>(
+  resolve: ConfigResolver<C>,
+  config: Record<string, unknown>,
+  overrides: Partial<C>,
+): Readonly<C> {
+  return resolve({ ...config, ...overrides }, { ignoreUnknown: true });
+}
+
+/**
+ * `fromPretrained`'s config: `scheduler_config.json` in `dir` (or `dir/subfolder`), keys
+ * `resolve` lacks ignored. Errors name the file.
+ */
+export async function readPretrainedConfig<C extends SchedulerConfig>(
+  resolve: ConfigResolver<C>,
+  dir: string,
+  options: FromPretrainedOptions,
+): Promise<Readonly<C>> {
+  const { config, file } = await readConfigFile(dir, options);
+  return resolve(config, { ignoreUnknown: true, file });
+}
