@@ -1,26 +1,55 @@
-// Runs bench/cpu_bench.ts and reference/bench_diffusers.py one after the other (never at the
-// same time) and prints ms/step, GB/s and the ratios against diffusers and the SIMD floor.
+// Runs bench/cpu_bench.ts and reference/bench_diffusers.py case by case, one after the other
+// (never at the same time), for several rounds, and prints ms/step, GB/s and the ratios against
+// diffusers and the SIMD floor. The host's speed drifts over seconds on a shared machine, so
+// each round runs a case in both implementations back to back, and a ratio is the median over
+// rounds of the per-round medians (its range over rounds printed beside it).
 //
 //   eval "$(/work/shared/tools/diffusers-env.sh DIFFUSERS_GIT_DIR HF_HUB_GIT_DIR)"
-//   deno task bench:compare [--repeats N] [--json]
-import type { BenchResult } from "./cpu_bench.ts";
+//   deno task bench:compare [--rounds N] [--repeats N] [--case NAME] [--json]
+import { parseArgs } from "node:util";
+import { type BenchResult, CASES } from "./cpu_bench.ts";
 
 const root = new URL("../", import.meta.url);
-const passThrough = Deno.args.filter((a) => a !== "--json");
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "3" },
+    repeats: { type: "string" },
+    case: { type: "string", multiple: true },
+    json: { type: "boolean", default: false },
+  },
+});
+const rounds = Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) {
+  throw new RangeError(
+    `'--rounds' must be a positive integer: current value is ${args.rounds}`,
+  );
+}
+const cases = CASES.filter((c) =>
+  !args.case?.length || args.case.includes(c.name)
+);
+if (cases.length === 0) {
+  throw new RangeError(
+    `'--case' must name one of ${
+      CASES.map((c) => c.name).join(", ")
+    }: current value is ${args.case}`,
+  );
+}
+const repeats = args.repeats === undefined ? [] : ["--repeats", args.repeats];
 
 async function jsonLines(
   command: string,
-  args: string[],
+  commandArgs: string[],
 ): Promise<BenchResult[]> {
   const output = await new Deno.Command(command, {
-    args,
+    args: commandArgs,
     cwd: root,
     stdout: "piped",
     stderr: "inherit",
   }).output();
   if (!output.success) {
     throw new Error(
-      `${command} ${args.join(" ")} failed with code ${output.code}`,
+      `${command} ${commandArgs.join(" ")} failed with code ${output.code}`,
     );
   }
   return new TextDecoder().decode(output.stdout).split("\n")
@@ -28,32 +57,73 @@ async function jsonLines(
     .map((line) => JSON.parse(line) as BenchResult);
 }
 
-const ours = await jsonLines(Deno.execPath(), [
-  "run",
-  "--allow-read",
-  "--allow-env",
-  "bench/cpu_bench.ts",
-  "--json",
-  ...passThrough,
-]);
 const python = Deno.env.get("REF_PYTHON") ?? "python3";
-const theirs = await jsonLines(python, [
-  "reference/bench_diffusers.py",
-  ...passThrough,
-]);
-const all = [...ours, ...theirs];
+// Per round, every result of both implementations.
+const perRound: BenchResult[][] = [];
+for (let round = 0; round < rounds; round++) {
+  const results: BenchResult[] = [];
+  for (const c of cases) {
+    results.push(
+      ...await jsonLines(Deno.execPath(), [
+        "run",
+        "--allow-read",
+        "--allow-env",
+        "bench/cpu_bench.ts",
+        "--json",
+        "--case",
+        c.name,
+        ...repeats,
+      ]),
+      ...await jsonLines(python, [
+        "reference/bench_diffusers.py",
+        "--case",
+        c.name,
+        ...repeats,
+      ]),
+    );
+  }
+  perRound.push(results);
+}
 
-// Targets of issue 9: speed-up over diffusers per case.
-const targets: Record<string, number> = {
-  "1x4x64x64_order2": 20,
-  "4x4x128x128_order3": 10,
-  "4x3x256x256_thresholding": 30,
-};
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[mid]!
+    : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
-if (Deno.args.includes("--json")) {
-  for (const r of all) console.log(JSON.stringify(r));
+// ms/step of one implementation on one case, per round.
+function times(c: string, impl: string): number[] {
+  return perRound.flatMap((results) =>
+    results.filter((r) => r.case === c && r.impl === impl)
+      .map((r) => r.ms_per_step)
+  );
+}
+
+// The median over rounds of numerator/denominator, and its range.
+function ratio(c: string, numerator: string, denominator: string) {
+  const a = times(c, numerator);
+  const b = times(c, denominator);
+  const each = a.map((x, i) => x / b[i]!);
+  return {
+    median: median(each),
+    min: Math.min(...each),
+    max: Math.max(...each),
+  };
+}
+
+if (args.json) {
+  for (const results of perRound) {
+    for (const r of results) console.log(JSON.stringify(r));
+  }
 } else {
-  const cases = [...new Set(all.map((r) => r.case))];
+  // Targets of issue 9: speed-up over diffusers per case.
+  const targets: Record<string, number> = {
+    "1x4x64x64_order2": 20,
+    "4x4x128x128_order3": 10,
+    "4x3x256x256_thresholding": 30,
+  };
   const impls = [
     "diffusers",
     "ts",
@@ -64,40 +134,36 @@ if (Deno.args.includes("--json")) {
     "js-loop",
   ];
   console.log(
-    `${"case".padEnd(26)}${
+    `${rounds} round(s); ms/step, median over rounds\n${"case".padEnd(26)}${
       impls.map((i) => i.padStart(13)).join("")
-    }   (ms/step)`,
+    }`,
   );
-  for (const c of cases) {
-    const ms = (impl: string) =>
-      all.find((r) => r.case === c && r.impl === impl)?.ms_per_step;
+  for (const { name } of cases) {
     console.log(
-      `${c.padEnd(26)}${
-        impls.map((i) => (ms(i)?.toFixed(4) ?? "-").padStart(13)).join("")
+      `${name.padEnd(26)}${
+        impls.map((i) => {
+          const t = times(name, i);
+          return (t.length ? median(t).toFixed(4) : "-").padStart(13);
+        }).join("")
       }`,
     );
   }
-  console.log("");
+  const show = (r: { median: number; min: number; max: number }, digits = 1) =>
+    `${r.median.toFixed(digits)}× (${r.min.toFixed(digits)}–${
+      r.max.toFixed(digits)
+    })`;
   console.log(
-    `${"case".padEnd(26)}${"wasm GB/s".padStart(11)}${
-      "floor GB/s".padStart(12)
-    }${"diffusers/wasm".padStart(16)}${"target".padStart(8)}${
-      "wasm/floor".padStart(12)
-    }${"diffusers/ts".padStart(14)}`,
+    `\n${"case".padEnd(26)}${"diffusers/wasm (range)".padStart(24)}${
+      "target".padStart(8)
+    }${"wasm/floor (range)".padStart(24)}${"diffusers/ts".padStart(14)}`,
   );
-  for (const c of cases) {
-    const get = (impl: string) =>
-      all.find((r) => r.case === c && r.impl === impl);
-    const [d, w, f, t] = ["diffusers", "wasm", "floor", "ts"].map(get);
-    if (!d || !w || !f || !t) continue;
+  for (const { name } of cases) {
     console.log(
-      `${c.padEnd(26)}${w.gb_per_s.toFixed(1).padStart(11)}${
-        f.gb_per_s.toFixed(1).padStart(12)
-      }${`${(d.ms_per_step / w.ms_per_step).toFixed(1)}×`.padStart(16)}${
-        `≥${targets[c] ?? "?"}×`.padStart(8)
-      }${`${(w.ms_per_step / f.ms_per_step).toFixed(2)}×`.padStart(12)}${
-        `${(d.ms_per_step / t.ms_per_step).toFixed(2)}×`.padStart(14)
-      }`,
+      `${name.padEnd(26)}${
+        show(ratio(name, "diffusers", "wasm")).padStart(24)
+      }${`≥${targets[name] ?? "?"}×`.padStart(8)}${
+        show(ratio(name, "wasm", "floor"), 2).padStart(24)
+      }${`${ratio(name, "diffusers", "ts").median.toFixed(2)}×`.padStart(14)}`,
     );
   }
 }

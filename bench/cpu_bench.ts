@@ -17,6 +17,7 @@ import {
   Tensor,
   WasmKernels,
 } from "../mod.ts";
+import { parseArgs } from "node:util";
 
 /** One benchmark case, as in reference/bench_diffusers.py. */
 export interface BenchCase {
@@ -275,14 +276,35 @@ function jsLoop(arrays: Float32Array[], history: number): void {
 }
 
 if (import.meta.main) {
-  const args = Deno.args;
-  const json = args.includes("--json");
-  const repeatsAt = args.indexOf("--repeats");
-  const only = args.flatMap((a, i) => (args[i - 1] === "--case" ? [a] : []));
-  const results = runBenchmarks({
-    ...(repeatsAt >= 0 ? { repeats: Number(args[repeatsAt + 1]) } : {}),
-    only,
+  const { values: args } = parseArgs({
+    args: Deno.args,
+    options: {
+      json: { type: "boolean", default: false },
+      repeats: { type: "string" },
+      case: { type: "string", multiple: true },
+    },
   });
+  const repeats = args.repeats === undefined ? undefined : Number(args.repeats);
+  if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1)) {
+    throw new RangeError(
+      `'--repeats' must be a positive integer: current value is ${args.repeats}`,
+    );
+  }
+  const unknown = (args.case ?? []).filter((name) =>
+    !CASES.some((c) => c.name === name)
+  );
+  if (unknown.length > 0) {
+    throw new RangeError(
+      `'--case' must name one of ${
+        CASES.map((c) => c.name).join(", ")
+      }: current value is ${unknown.join(", ")}`,
+    );
+  }
+  const results = runBenchmarks({
+    ...(repeats === undefined ? {} : { repeats }),
+    only: args.case ?? [],
+  });
+  const json = args.json;
   if (json) {
     for (const r of results) console.log(JSON.stringify(r));
   } else {

@@ -6,20 +6,22 @@
 // bit for bit; the scalar tails repeat the vector bodies for the last n % 4 elements.
 
 // ------------------------------------------------------------------------ element-wise sweeps
-// Every element-wise kernel is one instance of `run`: a conversion that yields `m0`, optionally
+// Every element-wise kernel is one instance of `pass`: a conversion that yields `m0`, optionally
 // stored, then optionally a multistep update that reads `m0` from a register, then optionally
 // the SDE noise term. One pass over memory for a whole scheduler step (5 streams at order 2, 6
 // at order 3, where separate kernels make 7 and 8). The host writes the operands into the
 // parameter block (`params()`, slots below) and calls `sweep(order, mode, noisy)`.
 //
-// Conversion modes (`m0` from `p` and `q`, the sample and the model output in the order the
-// conversion names them):
-//   AXPBY  `m0 = (ca·p + cb·q) / cd`, stored to `conv` (`axpbyDiv`);
-//   AX     `m0 = (ca·p) / cd`, stored to `conv`;
-//   COPY   `m0 = p`, stored to `conv`;
-//   CLAMP  `m0 = clamp(p, cb, ca) / cd`, stored to `conv` (dynamic thresholding's last pass,
-//          with `ca = cd = s`, `cb = -s`, `p = conv`: in place);
-//   LOAD   `m0 = p`, not stored (the update alone, `m0` a history entry).
+// Conversion modes (`m0` from the operands `p`, `q` and the sample `x`):
+//   AXPBY         `m0 = (ca·p + cb·q) / cd`, stored to `conv` (`axpbyDiv`);
+//   AX            `m0 = (ca·p) / cd`, stored to `conv`;
+//   SAMPLE_FIRST  `m0 = (ca·x + cb·q) / cd`, stored to `conv` (AXPBY with `p` the sample, read
+//                 once for the conversion and the update);
+//   MODEL_FIRST   `m0 = (ca·p + cb·x) / cd`, stored to `conv` (AXPBY with `q` the sample);
+//   COPY          `m0 = p`, stored to `conv`;
+//   CLAMP         `m0 = clamp(p, cb, ca) / cd`, stored to `conv` (dynamic thresholding's last
+//                 pass, with `ca = cd = s`, `cb = -s`, `p = conv`: in place);
+//   LOAD          `m0 = p`, not stored (the update alone, `m0` a history entry).
 // Orders: 0, the conversion alone; 1–3, `multistep1`/`2`/`3` of backends/cpu.ts:
 //   1: out = a·x + b·m0
 //   2: D1 = k0·(m0 − m1),                    out = (a·x + b·m0) + c·D1
@@ -28,11 +30,13 @@
 // then, when noisy, `out = out + e·noise`. Loads of an element come before its stores, so `out`
 // may alias an input element for element (`conv` must not alias anything, except `p` in CLAMP
 // mode).
-// (AXPBY is mode 0.)
-const COPY: i32 = 1;
-const CLAMP: i32 = 2;
-const AX: i32 = 3;
-const LOAD: i32 = 4;
+const AXPBY: i32 = 0;
+const AX: i32 = 1;
+const SAMPLE_FIRST: i32 = 2;
+const MODEL_FIRST: i32 = 3;
+const COPY: i32 = 4;
+const CLAMP: i32 = 5;
+const LOAD: i32 = 6;
 
 // Parameter slots (4 bytes each): pointers, the count, then the float32 coefficients.
 const OUT = 0;
@@ -63,37 +67,42 @@ export function params(): usize {
   return PARAMS;
 }
 
-// One instance of `run` per (order, mode, noisy) the host uses; the flags are types standing
-// for values, so that each instance compiles its untaken branches away.
+// One instance of `pass` per (order, mode, noisy) the host uses. The flags are types standing
+// for the values (below), so that each instance's loop is compiled without the untaken branches.
 export function sweep(order: i32, mode: i32, noisy: bool): void {
   if (order == 0) {
-    if (mode == AX) run<Order0, Ax, Off>();
-    else if (mode == CLAMP) run<Order0, Clamp, Off>();
-    else run<Order0, Axpby, Off>();
+    if (mode == AXPBY) pass<Order0, Axpby, Off>();
+    else if (mode == AX) pass<Order0, Ax, Off>();
+    else if (mode == CLAMP) pass<Order0, Clamp, Off>();
+    else unreachable();
   } else if (order == 1) withMode<Order1>(mode, noisy);
   else if (order == 2) withMode<Order2>(mode, noisy);
   else withMode<Order3>(mode, noisy);
 }
 
 function withMode<Order>(mode: i32, noisy: bool): void {
-  if (mode == COPY) withNoise<Order, Copy>(noisy);
+  if (mode == SAMPLE_FIRST) withNoise<Order, SampleFirst>(noisy);
+  else if (mode == MODEL_FIRST) withNoise<Order, ModelFirst>(noisy);
+  else if (mode == COPY) withNoise<Order, Copy>(noisy);
   else if (mode == CLAMP) withNoise<Order, Clamp>(noisy);
   else if (mode == LOAD) withNoise<Order, Load>(noisy);
-  else withNoise<Order, Axpby>(noisy);
+  else unreachable();
 }
 
 function withNoise<Order, Mode>(noisy: bool): void {
-  if (noisy) run<Order, Mode, On>();
-  else run<Order, Mode, Off>();
+  if (noisy) pass<Order, Mode, On>();
+  else pass<Order, Mode, Off>();
 }
 
-// Orders by size, modes by size and kind.
+// The flag types: distinct numeric types, told apart at compile time by `same`.
 type Order0 = u8;
 type Order1 = u16;
 type Order2 = u32;
 type Order3 = u64;
 type Axpby = u8;
 type Ax = u16;
+type SampleFirst = i8;
+type ModelFirst = i16;
 type Copy = u32;
 type Clamp = u64;
 type Load = f32;
@@ -101,14 +110,9 @@ type On = i32;
 type Off = f32;
 
 // @ts-ignore: decorator
-function orderOf<Order>(): i32 {
-  return sizeof<Order>() == 1
-    ? 0
-    : sizeof<Order>() == 2
-    ? 1
-    : sizeof<Order>() == 4
-    ? 2
-    : 3;
+function same<T, U>(): bool {
+  return sizeof<T>() == sizeof<U>() && isSigned<T>() == isSigned<U>() &&
+    isFloat<T>() == isFloat<U>();
 }
 
 // @ts-ignore: decorator
@@ -116,10 +120,15 @@ function slot<T>(k: i32): T {
   return load<T>(PARAMS + ((<usize> k) << 2));
 }
 
-function run<Order, Mode, Noisy>(): void {
-  const order = orderOf<Order>();
-  const stored = !isFloat<Mode>();
-  const noisy = isInteger<Noisy>();
+function pass<Order, Mode, Noisy>(): void {
+  const order = same<Order, Order0>()
+    ? 0
+    : same<Order, Order1>()
+    ? 1
+    : same<Order, Order2>()
+    ? 2
+    : 3;
+  const noisy = same<Noisy, On>();
   const out = slot<usize>(OUT);
   const conv = slot<usize>(CONV);
   const x = slot<usize>(X);
@@ -152,69 +161,83 @@ function run<Order, Mode, Noisy>(): void {
   const vq = f32x4.splat(qq);
   const vk2 = f32x4.splat(k2);
   const ve = f32x4.splat(e);
+  const stored = !same<Mode, Load>();
   const end = (<usize> slot<i32>(N)) << 2;
   const vend = end & ~(<usize> 15);
   let i: usize = 0;
   for (; i < vend; i += 16) {
+    // The sample, loaded once where the conversion and the update both read it.
+    const vx = order >= 1 ? v128.load(x + i) : f32x4.splat(0);
     let m0: v128;
-    if (sizeof<Mode>() == 1) {
-      const ap = f32x4.mul(vca, v128.load(p + i));
-      m0 = f32x4.div(f32x4.add(ap, f32x4.mul(vcb, v128.load(q + i))), vcd);
-    } else if (sizeof<Mode>() == 2) {
+    if (
+      same<Mode, Axpby>() || same<Mode, SampleFirst>() ||
+      same<Mode, ModelFirst>()
+    ) {
+      const vp = same<Mode, SampleFirst>() ? vx : v128.load(p + i);
+      const vq = same<Mode, ModelFirst>() ? vx : v128.load(q + i);
+      const ap = f32x4.mul(vca, vp);
+      m0 = f32x4.div(f32x4.add(ap, f32x4.mul(vcb, vq)), vcd);
+    } else if (same<Mode, Ax>()) {
       m0 = f32x4.div(f32x4.mul(vca, v128.load(p + i)), vcd);
-    } else if (sizeof<Mode>() == 8) {
+    } else if (same<Mode, Clamp>()) {
       // pmin/pmax keep a NaN element as the TypeScript comparisons do.
       const upper = f32x4.pmin(v128.load(p + i), vca);
       m0 = f32x4.div(f32x4.pmax(upper, vcb), vcd);
     } else m0 = v128.load(p + i);
-    if (order >= 1) {
-      let r = f32x4.add(f32x4.mul(va, v128.load(x + i)), f32x4.mul(vb, m0));
-      if (order == 2) {
-        r = f32x4.add(
-          r,
-          f32x4.mul(vc, f32x4.mul(vk0, f32x4.sub(m0, v128.load(m1 + i)))),
-        );
-      } else if (order == 3) {
-        const v1 = v128.load(m1 + i);
-        const d10 = f32x4.mul(vk0, f32x4.sub(m0, v1));
-        const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
-        const diff = f32x4.sub(d10, d11);
-        const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
-        r = f32x4.add(
-          f32x4.add(r, f32x4.mul(vc, d1)),
-          f32x4.mul(vd, f32x4.mul(vk2, diff)),
-        );
-      }
-      if (noisy) r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
-      if (stored) v128.store(conv + i, m0);
-      v128.store(out + i, r);
-    } else v128.store(conv + i, m0);
+    if (order == 0) {
+      v128.store(conv + i, m0);
+      continue;
+    }
+    let r = f32x4.add(f32x4.mul(va, vx), f32x4.mul(vb, m0));
+    if (order == 2) {
+      const d1 = f32x4.mul(vk0, f32x4.sub(m0, v128.load(m1 + i)));
+      r = f32x4.add(r, f32x4.mul(vc, d1));
+    } else if (order == 3) {
+      const v1 = v128.load(m1 + i);
+      const d10 = f32x4.mul(vk0, f32x4.sub(m0, v1));
+      const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
+      const diff = f32x4.sub(d10, d11);
+      const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
+      const d2 = f32x4.mul(vk2, diff);
+      r = f32x4.add(f32x4.add(r, f32x4.mul(vc, d1)), f32x4.mul(vd, d2));
+    }
+    if (noisy) r = f32x4.add(r, f32x4.mul(ve, v128.load(noise + i)));
+    if (stored) v128.store(conv + i, m0);
+    v128.store(out + i, r);
   }
   for (; i < end; i += 4) {
+    const sx = order >= 1 ? load<f32>(x + i) : 0;
     let m0: f32;
-    if (sizeof<Mode>() == 1) {
-      m0 = (ca * load<f32>(p + i) + cb * load<f32>(q + i)) / cd;
-    } else if (sizeof<Mode>() == 2) {
+    if (
+      same<Mode, Axpby>() || same<Mode, SampleFirst>() ||
+      same<Mode, ModelFirst>()
+    ) {
+      const sp = same<Mode, SampleFirst>() ? sx : load<f32>(p + i);
+      const sq = same<Mode, ModelFirst>() ? sx : load<f32>(q + i);
+      m0 = (ca * sp + cb * sq) / cd;
+    } else if (same<Mode, Ax>()) {
       m0 = (ca * load<f32>(p + i)) / cd;
-    } else if (sizeof<Mode>() == 8) {
+    } else if (same<Mode, Clamp>()) {
       const v = load<f32>(p + i);
       const upper = v > ca ? ca : v;
       m0 = (upper < cb ? cb : upper) / cd;
     } else m0 = load<f32>(p + i);
-    if (order >= 1) {
-      let r: f32 = a * load<f32>(x + i) + b * m0;
-      if (order == 2) {
-        r = r + c * (k0 * (m0 - load<f32>(m1 + i)));
-      } else if (order == 3) {
-        const s1 = load<f32>(m1 + i);
-        const d10 = k0 * (m0 - s1);
-        const diff = d10 - k1 * (s1 - load<f32>(m2 + i));
-        r = r + c * (d10 + qq * diff) + d * (k2 * diff);
-      }
-      if (noisy) r = r + e * load<f32>(noise + i);
-      if (stored) store<f32>(conv + i, m0);
-      store<f32>(out + i, r);
-    } else store<f32>(conv + i, m0);
+    if (order == 0) {
+      store<f32>(conv + i, m0);
+      continue;
+    }
+    let r: f32 = a * sx + b * m0;
+    if (order == 2) {
+      r = r + c * (k0 * (m0 - load<f32>(m1 + i)));
+    } else if (order == 3) {
+      const s1 = load<f32>(m1 + i);
+      const d10 = k0 * (m0 - s1);
+      const diff = d10 - k1 * (s1 - load<f32>(m2 + i));
+      r = r + c * (d10 + qq * diff) + d * (k2 * diff);
+    }
+    if (noisy) r = r + e * load<f32>(noise + i);
+    if (stored) store<f32>(conv + i, m0);
+    store<f32>(out + i, r);
   }
 }
 

@@ -74,7 +74,15 @@ const ALIGN = 64;
 const HIST_BYTES = 4 << 12;
 // Conversion modes and parameter-block slots (4 bytes each) of the kernels' `sweep`
 // (wasm/kernels.ts).
-const MODE = { axpby: 0, copy: 1, clamp: 2, ax: 3, load: 4 } as const;
+const MODE = {
+  axpby: 0,
+  ax: 1,
+  "sample-first": 2,
+  "model-first": 3,
+  copy: 4,
+  clamp: 5,
+  load: 6,
+} as const;
 const SLOT = {
   out: 0,
   conv: 1,
@@ -476,26 +484,11 @@ export class WasmKernels implements Kernels<Tensor> {
         [sample, modelOutput, m1, m2, withNoise ? noise : null],
       ) as [number, number, number, number, number, number, number];
     }
-    // m0 = (ca·p + cb·q) / cd: the sample first, or the model output first.
-    const sampleFirst = copy || conversion.form === "sample-first";
-    this.#setOperands(
-      po,
-      pc,
-      px,
-      copy ? pm : sampleFirst ? px : pm,
-      sampleFirst ? pm : px,
-      p1,
-      p2,
-      pn,
-      n,
-    );
+    // The kernel reads the sample from `x`; the model output is the other operand.
+    this.#setOperands(po, pc, px, pm, pm, p1, p2, pn, n);
     this.#setConversion(conversion.a, conversion.b, conversion.d);
     this.#setUpdate(c, withNoise);
-    this.#exports.sweep(
-      order,
-      copy ? MODE.copy : MODE.axpby,
-      withNoise ? 1 : 0,
-    );
+    this.#exports.sweep(order, MODE[conversion.form], withNoise ? 1 : 0);
     if (!allResident) {
       this.#unstage(out, po);
       this.#unstage(converted, pc);
