@@ -191,6 +191,10 @@ export class DPMSolverMultistepScheduler
     this.#beginIndex = null;
   }
 
+  protected override scheduleKey(numInferenceSteps: number): string {
+    return `${numInferenceSteps} ${this.#flowShift}`;
+  }
+
   protected buildSchedule(n: number): InferenceSchedule {
     const { config } = this;
     const trainCount = config.num_train_timesteps;

@@ -108,6 +108,8 @@ export abstract class MultistepScheduler<
   lowerOrderNums = 0;
 
   #stepIndex: number | null = null;
+  // The schedule `setTimesteps` built last, with its `scheduleKey`.
+  #lastSchedule: { key: string; schedule: InferenceSchedule } | null = null;
   // Buffers this scheduler allocated for converted outputs; only these are recycled.
   #owned = new WeakSet<object>();
   // Owned buffers of the history a new schedule dropped, reused by the next pass's first steps
@@ -164,6 +166,14 @@ export abstract class MultistepScheduler<
     numInferenceSteps: number,
   ): InferenceSchedule;
 
+  /**
+   * What `buildSchedule(numInferenceSteps)` depends on besides the frozen config: equal keys
+   * give equal schedules.
+   */
+  protected scheduleKey(numInferenceSteps: number): string {
+    return String(numInferenceSteps);
+  }
+
   /** The step index of the first `step`, given its timestep (direction-specific). */
   protected abstract initialStepIndex(timestep: number): number;
 
@@ -189,7 +199,18 @@ export abstract class MultistepScheduler<
         `Cannot set timesteps as 'numInferenceSteps' must be an integer in [1, ${max}]: current value is ${numInferenceSteps}`,
       );
     }
-    this.applySchedule(this.buildSchedule(numInferenceSteps));
+    // A repeated pass (an inversion per image) reuses the last schedule, as copies since
+    // `timesteps` and `sigmas` are public.
+    const key = this.scheduleKey(numInferenceSteps);
+    if (this.#lastSchedule?.key !== key) {
+      const schedule = this.buildSchedule(numInferenceSteps);
+      this.#lastSchedule = { key, schedule };
+    }
+    const { schedule } = this.#lastSchedule;
+    this.applySchedule({
+      timesteps: schedule.timesteps.slice(),
+      sigmas: schedule.sigmas.slice(),
+    });
   }
 
   /** Installs an inference schedule and resets the solver state. */

@@ -18,11 +18,18 @@ const parity = new SchedulerParity();
 for (const c of cases) {
   Deno.test(`${c.name}: timesteps and sigmas match diffusers`, async () => {
     const scheduler = await schedulerFor(c);
-    assert.deepEqual(
-      Array.from(scheduler.timesteps),
-      Array.from(await int32(c, "timesteps.npy")),
-    );
+    const timesteps = Array.from(await int32(c, "timesteps.npy"));
     const sigmas = (await float32(c, "sigmas.npy")).toFloat32Array();
+    assert.deepEqual(Array.from(scheduler.timesteps), timesteps);
+    parity.checkSigmas(scheduler.sigmas, sigmas, c.name);
+    // setTimesteps reuses the schedule it built last: overwriting the public arrays, or a
+    // schedule of another count in between, must not show in a repeat.
+    scheduler.timesteps.fill(-1);
+    scheduler.sigmas.fill(-1);
+    scheduler.setTimesteps(c.num_inference_steps);
+    scheduler.setTimesteps(c.num_inference_steps === 1 ? 2 : 1);
+    scheduler.setTimesteps(c.num_inference_steps);
+    assert.deepEqual(Array.from(scheduler.timesteps), timesteps);
     parity.checkSigmas(scheduler.sigmas, sigmas, c.name);
   });
 

@@ -25,6 +25,28 @@ for (const c of forwardCases) {
     parity.checkSigmas(scheduler.sigmas, c.sigmas, c.name);
   });
 
+  if (c.mu !== null || c.custom_timesteps === null) {
+    // setTimesteps reuses the last schedule it built: a repeat after the public arrays were
+    // overwritten, or after a schedule of another count or `mu`, must give diffusers' values.
+    Deno.test(`forward ${c.name}: a repeated setTimesteps gives diffusers' schedule`, async () => {
+      const scheduler = await forwardSchedulerFor(c);
+      const n = c.num_inference_steps!;
+      const setCase = () =>
+        scheduler.setTimesteps(n, c.mu === null ? {} : { mu: c.mu });
+      scheduler.timesteps.fill(-1);
+      scheduler.sigmas.fill(-1);
+      setCase();
+      scheduler.setTimesteps(
+        n === 1 ? 2 : n - 1,
+        c.mu === null ? {} : { mu: c.mu + 0.25 },
+      );
+      if (c.mu !== null) scheduler.setTimesteps(n, { mu: c.mu + 0.25 });
+      setCase();
+      assert.deepEqual(Array.from(scheduler.timesteps), c.timesteps);
+      parity.checkSigmas(scheduler.sigmas, c.sigmas, c.name);
+    });
+  }
+
   if (c.kind === "add_noise") {
     Deno.test(`forward ${c.name}: addNoise matches diffusers`, async () => {
       const scheduler = await forwardSchedulerFor(c);
