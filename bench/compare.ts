@@ -7,7 +7,7 @@
 //   eval "$(/work/shared/tools/diffusers-env.sh DIFFUSERS_GIT_DIR HF_HUB_GIT_DIR)"
 //   deno task bench:compare [--rounds N] [--repeats N] [--case NAME] [--json]
 import { parseArgs } from "node:util";
-import { type BenchResult, CASES } from "./cpu_bench.ts";
+import { type BenchResult, CASES, median } from "./cpu_bench.ts";
 
 const root = new URL("../", import.meta.url);
 const { values: args } = parseArgs({
@@ -83,14 +83,6 @@ for (let round = 0; round < rounds; round++) {
     );
   }
   perRound.push(results);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[mid]!
-    : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 // ms/step of one implementation on one case, per round.

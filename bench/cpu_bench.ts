@@ -74,7 +74,8 @@ function gaussian(n: number, seed: number): Float32Array {
   return out;
 }
 
-function median(values: number[]): number {
+/** The median of `values`. */
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2
