@@ -28,8 +28,9 @@
 //   3: D1_0 = k0·(m0 − m1), D1_1 = k1·(m1 − m2), D1 = D1_0 + qq·(D1_0 − D1_1),
 //      D2 = k2·(D1_0 − D1_1),                out = ((a·x + b·m0) + c·D1) + d·D2
 // then, when noisy, `out = out + e·noise`. Loads of an element come before its stores, so `out`
-// may alias an input element for element (`conv` must not alias anything, except `p` in CLAMP
-// mode).
+// (and at order 0 `conv`) may alias an input element for element. With an update, `conv` must
+// not alias an input other than `p` in CLAMP mode: the separate kernels would read the
+// converted values there, and the host takes them instead.
 const AXPBY: i32 = 0;
 const AX: i32 = 1;
 const SAMPLE_FIRST: i32 = 2;
@@ -94,7 +95,8 @@ function withNoise<Order, Mode>(noisy: bool): void {
   else pass<Order, Mode, Off>();
 }
 
-// The flag types: distinct numeric types, told apart at compile time by `same`.
+// The flag types: distinct numeric types, told apart at compile time by `same` (whose calls
+// fold to constants in each instance).
 type Order0 = u8;
 type Order1 = u16;
 type Order2 = u32;
@@ -109,13 +111,11 @@ type Load = f32;
 type On = i32;
 type Off = f32;
 
-// @ts-ignore: decorator
 function same<T, U>(): bool {
   return sizeof<T>() == sizeof<U>() && isSigned<T>() == isSigned<U>() &&
     isFloat<T>() == isFloat<U>();
 }
 
-// @ts-ignore: decorator
 function slot<T>(k: i32): T {
   return load<T>(PARAMS + ((<usize> k) << 2));
 }
@@ -158,7 +158,7 @@ function pass<Order, Mode, Noisy>(): void {
   const vd = f32x4.splat(d);
   const vk0 = f32x4.splat(k0);
   const vk1 = f32x4.splat(k1);
-  const vq = f32x4.splat(qq);
+  const vqq = f32x4.splat(qq);
   const vk2 = f32x4.splat(k2);
   const ve = f32x4.splat(e);
   const stored = !same<Mode, Load>();
@@ -197,7 +197,7 @@ function pass<Order, Mode, Noisy>(): void {
       const d10 = f32x4.mul(vk0, f32x4.sub(m0, v1));
       const d11 = f32x4.mul(vk1, f32x4.sub(v1, v128.load(m2 + i)));
       const diff = f32x4.sub(d10, d11);
-      const d1 = f32x4.add(d10, f32x4.mul(vq, diff));
+      const d1 = f32x4.add(d10, f32x4.mul(vqq, diff));
       const d2 = f32x4.mul(vk2, diff);
       r = f32x4.add(f32x4.add(r, f32x4.mul(vc, d1)), f32x4.mul(vd, d2));
     }
