@@ -147,7 +147,9 @@ if (args.json) {
   console.log(
     `\n${"case".padEnd(26)}${"diffusers/wasm (range)".padStart(24)}${
       "target".padStart(8)
-    }${"wasm/floor (range)".padStart(24)}${"diffusers/ts".padStart(14)}`,
+    }${"wasm/floor (range)".padStart(24)}${
+      "diffusers/floor (range)".padStart(26)
+    }${"diffusers/ts".padStart(14)}`,
   );
   for (const { name } of cases) {
     console.log(
@@ -155,7 +157,9 @@ if (args.json) {
         show(ratio(name, "diffusers", "wasm")).padStart(24)
       }${`≥${targets[name] ?? "?"}×`.padStart(8)}${
         show(ratio(name, "wasm", "floor"), 2).padStart(24)
-      }${`${ratio(name, "diffusers", "ts").median.toFixed(2)}×`.padStart(14)}`,
+      }${show(ratio(name, "diffusers", "floor")).padStart(26)}${
+        `${ratio(name, "diffusers", "ts").median.toFixed(2)}×`.padStart(14)
+      }`,
     );
   }
 }
