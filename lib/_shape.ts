@@ -11,6 +11,23 @@ export function rowMajorStrides(shape: readonly number[]): number[] {
   return strides;
 }
 
+// Frozen shapes and strides by value: equal ones are one array, so that `sameShape` is mostly
+// an identity test (V8 reads the elements of frozen arrays slowly, and a scheduler step compares
+// shapes several times). Bounded: past the cap, arrays are frozen copies, compared by element.
+const interned = new Map<string, readonly number[]>();
+const MAX_INTERNED = 4096;
+
+/** A frozen array equal to `values`: the same one for equal values (up to a cap). */
+export function internFrozen(values: readonly number[]): readonly number[] {
+  const key = values.join(",");
+  let frozen = interned.get(key);
+  if (frozen === undefined) {
+    frozen = Object.freeze([...values]);
+    if (interned.size < MAX_INTERNED) interned.set(key, frozen);
+  }
+  return frozen;
+}
+
 /** Number of elements of `shape`. */
 export function sizeOf(shape: readonly number[]): number {
   let size = 1;
@@ -20,8 +37,8 @@ export function sizeOf(shape: readonly number[]): number {
 
 /** Whether two shapes are equal. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  // A plain loop: `every` over the frozen shape arrays is slow, and this runs several times per
-  // scheduler step (where tensors made from one another share their shape array).
+  // Equal shapes are usually one interned array; else a plain loop (`every` over the frozen
+  // arrays is slow).
   if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -6,6 +6,7 @@
 import {
   forEachRow,
   formatShape,
+  internFrozen,
   isRowMajor,
   permuteLayout,
   rowMajorStrides,
@@ -106,10 +107,8 @@ export class Tensor {
       }
     }
     this.data = data;
-    // A frozen array is shared, not copied: tensors made from another's shape then share it,
-    // and the per-step shape checks compare one reference.
-    this.shape = frozen(shape);
-    this.strides = frozen(s);
+    this.shape = internFrozen(shape);
+    this.strides = internFrozen(s);
     this.offset = offset;
     this.size = size;
   }
@@ -263,8 +262,4 @@ export class Tensor {
 function describe(value: unknown): string {
   if (value === null || typeof value !== "object") return String(value);
   return value.constructor?.name ?? "object";
-}
-
-function frozen(values: readonly number[]): readonly number[] {
-  return Object.isFrozen(values) ? values : Object.freeze([...values]);
 }

@@ -14,6 +14,18 @@ Deno.test("Tensor() defaults to row-major strides and offset 0", () => {
   assert.equal(t.get(1, 2, 3), 23);
 });
 
+Deno.test("shape and strides are frozen, and equal ones are one array", () => {
+  const a = new Tensor(iota(6), [2, 3]);
+  const b = Tensor.zeros([2, 3]);
+  assert.ok(Object.isFrozen(a.shape) && Object.isFrozen(a.strides));
+  assert.throws(() => (a.shape as number[])[0] = 3, TypeError);
+  // The scheduler compares shapes several times per step: equal shapes compare by reference.
+  assert.equal(a.shape, b.shape);
+  assert.equal(a.strides, b.strides);
+  assert.notEqual(a.shape, a.permute([1, 0]).shape);
+  assert.deepEqual(a.permute([1, 0]).shape, [3, 2]);
+});
+
 Deno.test("slice() is a view: metadata, values, and writes reach the parent", () => {
   const t = new Tensor(iota(24), [2, 3, 4]);
   const s = t.slice(1, 1, 3); // shape [2, 2, 4]

@@ -12,6 +12,7 @@ import {
   checkHistory,
   checkSameShape,
   formatShape,
+  internFrozen,
   isRowMajor,
   type Layout,
   permuteLayout,
@@ -189,8 +190,8 @@ export class WebGpuTensor implements TensorView<WebGpuTensor> {
   ) {
     this.kernels = kernels;
     this.#storage = storage;
-    this.shape = Object.freeze([...shape]);
-    this.strides = Object.freeze([...strides]);
+    this.shape = internFrozen(shape);
+    this.strides = internFrozen(strides);
     this.offset = offset;
     this.size = sizeOf(shape);
   }
