@@ -106,6 +106,7 @@ const SLOT = {
   k2: 19,
   e: 20,
 } as const;
+const PARAM_WORDS = 24;
 
 let compiled: WebAssembly.Module | undefined;
 
@@ -170,6 +171,11 @@ function overlaps(a: Tensor, b: Tensor): boolean {
   const [aStart, aEnd] = extent(a);
   const [bStart, bEnd] = extent(b);
   return aStart < bEnd && bStart < aEnd;
+}
+
+// Whether the `bytes`-long blocks at byte pointers `p` and `q` overlap.
+function clash(p: number, q: number, bytes: number): boolean {
+  return p < q + bytes && q < p + bytes;
 }
 
 function overlapsAny(t: Tensor, others: readonly (Tensor | null)[]): boolean {
@@ -243,9 +249,10 @@ export class WasmKernels implements Kernels<Tensor> {
   // detaches a fixed-length buffer).
   #buffer: ArrayBuffer;
   #heap: Float32Array;
-  #words: Uint32Array;
-  // Word index of the kernels' parameter block.
-  readonly #params: number;
+  // The kernels' parameter block, as pointers and count, and as float32 coefficients (views of
+  // its 24 words; refreshed with the others).
+  #paramWords: Uint32Array;
+  #paramFloats: Float32Array;
   #top = HEAP_START;
   // Freed blocks by size in bytes; tensors give their block back when collected.
   readonly #free = new Map<number, number[]>();
@@ -283,8 +290,7 @@ export class WasmKernels implements Kernels<Tensor> {
     this.#exports = instance.exports as unknown as Exports;
     this.#buffer = this.#memory.buffer as ArrayBuffer;
     this.#heap = new Float32Array(this.#buffer);
-    this.#words = new Uint32Array(this.#buffer);
-    this.#params = this.#exports.params() / 4;
+    [this.#paramWords, this.#paramFloats] = this.#paramViews();
   }
 
   /** Bytes of WebAssembly memory in use or reserved by this instance (it never shrinks). */
@@ -455,10 +461,10 @@ export class WasmKernels implements Kernels<Tensor> {
     if (allResident) {
       // The usual case: every operand in the module's memory, nothing staged or allocated.
       const bytes = 4 * n;
-      const clash = (p: number) => p < pc + bytes && pc < p + bytes;
-      separate ||= clash(po) || clash(px) || clash(pm) ||
-        (m1 !== null && clash(p1)) || (m2 !== null && clash(p2)) ||
-        (withNoise && clash(pn));
+      separate ||= clash(pc, po, bytes) || clash(pc, px, bytes) ||
+        clash(pc, pm, bytes) || (m1 !== null && clash(pc, p1, bytes)) ||
+        (m2 !== null && clash(pc, p2, bytes)) ||
+        (withNoise && clash(pc, pn, bytes));
     } else {
       separate ||= overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
         (withNoise && overlaps(converted, noise));
@@ -604,6 +610,14 @@ export class WasmKernels implements Kernels<Tensor> {
 
   // ---------------------------------------------------------------- sweeps
 
+  #paramViews(): [Uint32Array, Float32Array] {
+    const at = this.#exports.params();
+    return [
+      new Uint32Array(this.#buffer, at, PARAM_WORDS),
+      new Float32Array(this.#buffer, at, PARAM_WORDS),
+    ];
+  }
+
   // A sweep's byte pointers (0 where unused) and element count, into the parameter block.
   #setOperands(
     out: number,
@@ -616,41 +630,38 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: number,
     n: number,
   ): void {
-    const words = this.#words;
-    const at = this.#params;
-    words[at + SLOT.out] = out;
-    words[at + SLOT.conv] = conv;
-    words[at + SLOT.x] = x;
-    words[at + SLOT.p] = p;
-    words[at + SLOT.q] = q;
-    words[at + SLOT.m1] = m1;
-    words[at + SLOT.m2] = m2;
-    words[at + SLOT.noise] = noise;
-    words[at + SLOT.n] = n;
+    const words = this.#paramWords;
+    words[SLOT.out] = out;
+    words[SLOT.conv] = conv;
+    words[SLOT.x] = x;
+    words[SLOT.p] = p;
+    words[SLOT.q] = q;
+    words[SLOT.m1] = m1;
+    words[SLOT.m2] = m2;
+    words[SLOT.noise] = noise;
+    words[SLOT.n] = n;
   }
 
   // The conversion's `(ca·p + cb·q) / cd` (float32 values, checked by the caller).
   #setConversion(ca: number, cb: number, cd: number): void {
-    const heap = this.#heap;
-    const at = this.#params;
-    heap[at + SLOT.ca] = ca;
-    heap[at + SLOT.cb] = cb;
-    heap[at + SLOT.cd] = cd;
+    const floats = this.#paramFloats;
+    floats[SLOT.ca] = ca;
+    floats[SLOT.cb] = cb;
+    floats[SLOT.cd] = cd;
   }
 
   // The update's coefficients (float32 values, checked by the caller); `e` only with noise.
   #setUpdate(c: MultistepCoefficients, withNoise: boolean): void {
-    const heap = this.#heap;
-    const at = this.#params;
-    heap[at + SLOT.a] = c.a;
-    heap[at + SLOT.b] = c.b;
-    heap[at + SLOT.c] = c.c;
-    heap[at + SLOT.k0] = c.k0;
-    heap[at + SLOT.d] = c.d;
-    heap[at + SLOT.k1] = c.k1;
-    heap[at + SLOT.qq] = c.q;
-    heap[at + SLOT.k2] = c.k2;
-    heap[at + SLOT.e] = withNoise ? c.e : 0;
+    const floats = this.#paramFloats;
+    floats[SLOT.a] = c.a;
+    floats[SLOT.b] = c.b;
+    floats[SLOT.c] = c.c;
+    floats[SLOT.k0] = c.k0;
+    floats[SLOT.d] = c.d;
+    floats[SLOT.k1] = c.k1;
+    floats[SLOT.qq] = c.q;
+    floats[SLOT.k2] = c.k2;
+    floats[SLOT.e] = withNoise ? c.e : 0;
   }
 
   // Dynamic thresholding's level for the item at byte pointer `p`: the quantile of |x| clamped
@@ -712,7 +723,7 @@ export class WasmKernels implements Kernels<Tensor> {
         // A fixed-length buffer was detached by the growth: re-derive the views.
         this.#buffer = this.#memory.buffer as ArrayBuffer;
         this.#heap = new Float32Array(this.#buffer);
-        this.#words = new Uint32Array(this.#buffer);
+        [this.#paramWords, this.#paramFloats] = this.#paramViews();
       }
     }
     this.#top = end;
