@@ -125,12 +125,7 @@ export abstract class MultistepScheduler<
   #coefficients: (MultistepCoefficients | null | undefined)[] = [];
   #coefficientSigmas = new Float64Array(0);
   // Reused per step: the conversion handed to a fused kernel and the history it reads.
-  #conversion = { form: "copy", a: 1, b: 0, d: 1 } as {
-    form: ModelOutputConversion["form"];
-    a: number;
-    b: number;
-    d: number;
-  };
+  #conversion: WritableConversion = { form: "copy", a: 1, b: 0, d: 1 };
   #history: AnyTensor[] = [];
 
   /** The diffusers class name this scheduler reproduces. */
@@ -760,34 +755,34 @@ export abstract class MultistepScheduler<
     const at = this.#point(index);
     const alphaT = this.#points[at + 1]!;
     const sigmaT = this.#points[at + 2]!;
+    // One object, rewritten in place: this runs every step.
     const c = this.#conversion;
-    c.form = "sample-first";
     if (isDataPrediction(algorithm_type)) {
       switch (prediction_type) {
         case "epsilon": // x0 = (x − σ_t·ε) / α_t
-          [c.a, c.b, c.d] = [1, -sigmaT, alphaT];
+          setConversion(c, "sample-first", 1, -sigmaT, alphaT);
           break;
         case "sample":
-          [c.form, c.a, c.b, c.d] = ["copy", 1, 0, 1];
+          setConversion(c, "copy", 1, 0, 1);
           break;
         case "v_prediction": // x0 = α_t·x − σ_t·v
-          [c.a, c.b, c.d] = [alphaT, -sigmaT, 1];
+          setConversion(c, "sample-first", alphaT, -sigmaT, 1);
           break;
         case "flow_prediction": // x0 = x − σ·v
-          [c.a, c.b, c.d] = [1, -this.sigmas[index]!, 1];
+          setConversion(c, "sample-first", 1, -this.sigmas[index]!, 1);
           break;
       }
       return c;
     }
     switch (prediction_type) {
       case "epsilon":
-        [c.form, c.a, c.b, c.d] = ["copy", 1, 0, 1];
+        setConversion(c, "copy", 1, 0, 1);
         break;
       case "sample": // ε = (x − α_t·x0) / σ_t
-        [c.a, c.b, c.d] = [1, -alphaT, sigmaT];
+        setConversion(c, "sample-first", 1, -alphaT, sigmaT);
         break;
       case "v_prediction": // ε = α_t·v + σ_t·x
-        [c.form, c.a, c.b, c.d] = ["model-first", alphaT, sigmaT, 1];
+        setConversion(c, "model-first", alphaT, sigmaT, 1);
         break;
       case "flow_prediction":
         throw new RangeError(
@@ -880,6 +875,23 @@ export abstract class MultistepScheduler<
     this.#owned.add(buffer);
     return buffer;
   }
+}
+
+type WritableConversion = {
+  -readonly [K in keyof ModelOutputConversion]: ModelOutputConversion[K];
+};
+
+function setConversion(
+  c: WritableConversion,
+  form: ModelOutputConversion["form"],
+  a: number,
+  b: number,
+  d: number,
+): void {
+  c.form = form;
+  c.a = a;
+  c.b = b;
+  c.d = d;
 }
 
 /** Whether the algorithm integrates the data prediction (DPM-Solver++). */
