@@ -37,4 +37,5 @@ export * from "./lib/random.ts";
 export * from "./lib/npy.ts";
 export * from "./lib/analytic.ts";
 export * from "./lib/invert.ts";
+export * from "./lib/exact_inversion.ts";
 export * from "./lib/generate.ts";

@@ -7,6 +7,11 @@
 import type { MultistepScheduler } from "./multistep_core.ts";
 import type { Tensor } from "./tensor.ts";
 import { classLabelsFor, prepare, runSteps } from "./_loop.ts";
+import {
+  type ExactInversionOptions,
+  type ExactInversionResult,
+  invertExact,
+} from "./exact_inversion.ts";
 
 /**
  * A noise-prediction model as the loops call it: the sample (batch first), the timestep, and
@@ -62,6 +67,19 @@ export interface InversionResult {
   sigma: number;
   /** Steps taken. */
   steps: number;
+  /** Model calls spent (one call evaluates the whole batch): `steps` for the plain inversion. */
+  modelCalls: number;
+}
+
+/** Options of {@link invert}. */
+export interface InvertOptions extends LoopOptions {
+  /**
+   * Invert exactly: find the noise from which `generate` with this forward scheduler (and the
+   * same steps, conditioning and guidance) gives back the input to float32 precision, by solving
+   * every forward step as an implicit equation (see `docs/exact_inversion.md`). The result then
+   * has `residuals` and `converged`; `onProgress` is not called.
+   */
+  exact?: ExactInversionOptions;
 }
 
 /**
@@ -97,10 +115,31 @@ export async function invert(
   model: DiffusionModel,
   image: Tensor,
   scheduler: MultistepScheduler,
-  options: LoopOptions = {},
+  options: InvertOptions & { exact: ExactInversionOptions },
+): Promise<ExactInversionResult>;
+export async function invert(
+  model: DiffusionModel,
+  image: Tensor,
+  scheduler: MultistepScheduler,
+  options?: InvertOptions,
+): Promise<InversionResult>;
+export async function invert(
+  model: DiffusionModel,
+  image: Tensor,
+  scheduler: MultistepScheduler,
+  options: InvertOptions = {},
 ): Promise<InversionResult> {
   const { timesteps, steps } = prepare("invert", scheduler, image, options);
   const labels = classLabelsFor("invert", image, options.classLabels);
+  if (options.exact !== undefined) {
+    return await invertExact(
+      model,
+      image,
+      scheduler,
+      options as InvertOptions & { exact: ExactInversionOptions },
+      labels,
+    );
+  }
   const sample = await runSteps(
     model,
     scheduler,
@@ -109,5 +148,5 @@ export async function invert(
     labels,
     options,
   );
-  return { sample, sigma: scheduler.sigmas[steps]!, steps };
+  return { sample, sigma: scheduler.sigmas[steps]!, steps, modelCalls: steps };
 }

@@ -93,6 +93,16 @@ export interface Kernels<T extends TensorView<T>> {
     c: MultistepCoefficients,
     noise: T | null,
   ): void;
+  /**
+   * Optional, for iterative solvers (exact inversion): `max |x|` over every element (NaN if any
+   * element is NaN). Only the scalar is read back; a device backend may return a promise.
+   */
+  maxAbs?(x: T): number | Promise<number>;
+  /**
+   * Optional, for iterative solvers (exact inversion): `Σ x·y` over every element, accumulated
+   * in at least float32. Only the scalar is read back; a device backend may return a promise.
+   */
+  dot?(x: T, y: T): number | Promise<number>;
 }
 
 /**

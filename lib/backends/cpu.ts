@@ -210,6 +210,31 @@ export class CpuKernels implements Kernels<Tensor> {
       });
     }
   }
+
+  // Reductions for iterative solvers (exact inversion), accumulated in float64.
+  maxAbs(x: Tensor): number {
+    let max = 0;
+    rows([x], (o, n, s) => {
+      for (let i = 0, p = o[0]!; i < n; i++, p += s[0]!) {
+        const v = Math.abs(x.data[p]!);
+        if (v > max || v !== v) max = v; // NaN sticks
+      }
+    });
+    return max;
+  }
+
+  dot(x: Tensor, y: Tensor): number {
+    checkSameShape("dot", x, y);
+    let sum = 0;
+    rows([x, y], (o, n, s) => {
+      for (
+        let i = 0, px = o[0]!, py = o[1]!;
+        i < n;
+        i++, px += s[0]!, py += s[1]!
+      ) sum += x.data[px]! * y.data[py]!;
+    });
+    return sum;
+  }
 }
 
 /**

@@ -809,6 +809,15 @@ export class WasmKernels implements Kernels<Tensor> {
       );
     }
   }
+
+  // Reductions for iterative solvers (exact inversion): scalars, computed by the CPU kernels.
+  maxAbs(x: Tensor): number {
+    return this.#fallback.maxAbs(x);
+  }
+
+  dot(x: Tensor, y: Tensor): number {
+    return this.#fallback.dot(x, y);
+  }
 }
 
 function roundUp(bytes: number): number {

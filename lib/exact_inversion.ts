@@ -1,0 +1,765 @@
+/**
+ * Exact inversion of the forward `DPMSolverMultistepScheduler`: the noise from which the ORDINARY
+ * `generate` (same forward scheduler, same steps, conditioning and guidance) gives back the clean
+ * sample to float32 precision. Each forward step is an implicit equation in the noisier sample,
+ * solved by a preconditioned fixed point with per-item Anderson mixing; Gauss–Seidel sweeps over
+ * the trajectory then make every step consistent with the multistep history its noisier
+ * neighbours produce. Used through `invert(…, { exact: { forward } })`.
+ *
+ * @module
+ */
+import { kernelsFor } from "./backend.ts";
+import type { Kernels } from "./kernels.ts";
+import type { MultistepScheduler } from "./multistep_core.ts";
+import { DPMSolverMultistepScheduler } from "./multistep.ts";
+import { Tensor } from "./tensor.ts";
+import { AndersonMixer } from "./_anderson.ts";
+import type { DiffusionModel, InversionResult, LoopOptions } from "./invert.ts";
+
+/** The `exact` option of `invert`. */
+export interface ExactInversionOptions {
+  /**
+   * The forward scheduler the inverted noise is for, as `generate` will run it (same config as
+   * the inverse scheduler but for its forward-only keys such as `final_sigmas_type`). Its
+   * schedule is set with `setTimesteps(numInferenceSteps)` and its state is overwritten.
+   */
+  forward: DPMSolverMultistepScheduler;
+  /**
+   * Target per step: max |forward step(x_next) − x_prev| / max(1, max |x_prev|), reached per
+   * batch item.
+   * @default {1e-6}
+   */
+  tolerance?: number;
+  /** Model calls one implicit step solve may spend (per sweep). @default {50} */
+  maxIterations?: number;
+  /** Anderson mixing depth: previous iterates the update combines (0: plain fixed point). @default {5} */
+  andersonDepth?: number;
+  /**
+   * Rounds over the whole trajectory after the first pass (each costs one model call per step),
+   * to make the multistep history consistent and finish the steps the first pass left.
+   * @default {12}
+   */
+  maxSweeps?: number;
+  /** Called after every model call of a solve, with the residual of the step being solved. */
+  onIteration?: (info: ExactIteration) => void;
+}
+
+/** What {@link ExactInversionOptions.onIteration} receives. */
+export interface ExactIteration {
+  /** 0 for the first pass over the trajectory, then 1, 2… */
+  sweep: number;
+  /** The inversion step being solved: 0 is the step from the clean sample. */
+  step: number;
+  /** Model calls of this solve so far (1 after the first). */
+  iteration: number;
+  /** The step's residual at this iterate (max over the batch items). */
+  residual: number;
+  /** Model calls of the whole inversion so far. */
+  modelCalls: number;
+}
+
+/** The result of an exact inversion: {@link InversionResult} plus its diagnostics. */
+export interface ExactInversionResult extends InversionResult {
+  /** Model calls spent (one call evaluates the whole batch). */
+  modelCalls: number;
+  /**
+   * Per inversion step (0 from the clean sample), the final max |forward step(x_next) − x_prev| /
+   * max(1, max |x_prev|), with the final multistep history.
+   */
+  residuals: Float64Array;
+  /** Whether every residual is within the tolerance. */
+  converged: boolean;
+  /** Rounds over the whole trajectory after the first pass. */
+  sweeps: number;
+}
+
+// Config keys that must agree between the inverse and the forward scheduler.
+const SHARED_KEYS = [
+  "num_train_timesteps",
+  "beta_start",
+  "beta_end",
+  "beta_schedule",
+  "trained_betas",
+  "solver_order",
+  "prediction_type",
+  "thresholding",
+  "dynamic_thresholding_ratio",
+  "sample_max_value",
+  "algorithm_type",
+  "solver_type",
+  "lower_order_final",
+  "euler_at_final",
+  "use_karras_sigmas",
+  "use_exponential_sigmas",
+  "use_beta_sigmas",
+  "use_flow_sigmas",
+  "flow_shift",
+  "lambda_min_clipped",
+  "variance_type",
+  "timestep_spacing",
+  "steps_offset",
+] as const;
+
+/**
+ * Checks that `forward` can be inverted exactly with `inverse`'s config: a forward scheduler,
+ * no SDE noise, and the same value for every key the two share.
+ *
+ * @throws {TypeError} `forward` is not a `DPMSolverMultistepScheduler`.
+ * @throws {RangeError} An SDE `algorithm_type`, or a shared key with another value (named).
+ */
+export function checkExactInversion(
+  inverse: MultistepScheduler,
+  forward: unknown,
+): asserts forward is DPMSolverMultistepScheduler {
+  if (!(forward instanceof DPMSolverMultistepScheduler)) {
+    throw new TypeError(
+      `Cannot invert exactly as 'exact.forward' must be a DPMSolverMultistepScheduler: current value is ${
+        (forward as object | null)?.constructor?.name ?? String(forward)
+      }`,
+    );
+  }
+  const algorithm = forward.config.algorithm_type;
+  if (algorithm === "sde-dpmsolver" || algorithm === "sde-dpmsolver++") {
+    throw new RangeError(
+      `Cannot invert exactly as the forward 'algorithm_type' "${algorithm}" adds fresh noise every step: use "dpmsolver++" or "dpmsolver"`,
+    );
+  }
+  const a = inverse.config as unknown as Record<string, unknown>;
+  const b = forward.config as unknown as Record<string, unknown>;
+  for (const key of SHARED_KEYS) {
+    if (!(key in a) || !(key in b) || sameValue(a[key], b[key])) continue;
+    throw new RangeError(
+      `Cannot invert exactly as the forward scheduler's '${key}' differs from the inverse scheduler's: current values are ${
+        show(b[key])
+      } and ${show(a[key])} (build both from one config)`,
+    );
+  }
+}
+
+function sameValue(x: unknown, y: unknown): boolean {
+  if (Object.is(x, y)) return true;
+  if (ArrayBuffer.isView(x) || Array.isArray(x)) {
+    const u = Array.from(x as ArrayLike<number>);
+    const v = y && (ArrayBuffer.isView(y) || Array.isArray(y))
+      ? Array.from(y as ArrayLike<number>)
+      : null;
+    return v !== null && u.length === v.length &&
+      u.every((e, i) => Object.is(e, v[i]));
+  }
+  return false;
+}
+
+function show(value: unknown): string {
+  return typeof value === "string" ? `"${value}"` : String(value);
+}
+
+/**
+ * The exact inversion behind `invert(…, { exact })`: `image` is the forward schedule's last
+ * sample; returns the sample at `forward.sigmas[n − steps]` whose ordinary `generate` run
+ * reproduces it. `inverse` has been prepared (its schedule set) by the caller.
+ */
+export async function invertExact(
+  model: DiffusionModel,
+  image: Tensor,
+  inverse: MultistepScheduler,
+  options: LoopOptions & { exact: ExactInversionOptions },
+  labels: Int32Array | undefined,
+): Promise<ExactInversionResult> {
+  const { exact } = options;
+  checkExactInversion(inverse, exact.forward);
+  const forward = exact.forward;
+  const tolerance = exact.tolerance ?? 1e-6;
+  const maxIterations = exact.maxIterations ?? 50;
+  const depth = exact.andersonDepth ?? 5;
+  const maxSweeps = exact.maxSweeps ?? 12;
+  if (!(tolerance > 0) || !Number.isFinite(tolerance)) {
+    throw new RangeError(
+      `Cannot invert exactly as 'exact.tolerance' must be positive and finite: current value is ${tolerance}`,
+    );
+  }
+  for (
+    const [name, value, min] of [
+      ["exact.maxIterations", maxIterations, 1],
+      ["exact.andersonDepth", depth, 0],
+      ["exact.maxSweeps", maxSweeps, 0],
+    ] as const
+  ) {
+    if (!Number.isInteger(value) || value < min) {
+      throw new RangeError(
+        `Cannot invert exactly as '${name}' must be an integer ≥ ${min}: current value is ${value}`,
+      );
+    }
+  }
+  const kernels = kernelsFor<Tensor>("invert exactly", image);
+  if (!kernels.maxAbs || !kernels.dot) {
+    throw new TypeError(
+      `Cannot invert exactly as the '${kernels.name}' kernels lack the 'maxAbs' and 'dot' reductions`,
+    );
+  }
+  const n = inverse.numInferenceSteps!;
+  forward.setTimesteps(n);
+  const strength = options.strength ?? 1;
+  const steps = Math.min(Math.trunc(n * strength), forward.timesteps.length);
+  const start = n - steps;
+  const solver = new ExactSolver(
+    model,
+    forward,
+    kernels,
+    image,
+    labels,
+    options.guidanceScale,
+    {
+      transfer: (exact as { transfer?: boolean }).transfer ?? true,
+      tolerance,
+      maxIterations,
+      depth,
+      start,
+      onIteration: exact.onIteration,
+    },
+  );
+  return await solver.run(maxSweeps, steps);
+}
+
+interface SolverSettings {
+  transfer: boolean;
+  tolerance: number;
+  maxIterations: number;
+  depth: number;
+  start: number;
+  onIteration: ((info: ExactIteration) => void) | undefined;
+}
+
+// One exact inversion: the trajectory x[start..n] (x[n] the clean sample), the raw model outputs
+// e[i] at x[i] and their conversions m[i], forward step i mapping x[i] to x[i + 1].
+class ExactSolver {
+  readonly #model: DiffusionModel;
+  readonly #forward: DPMSolverMultistepScheduler;
+  readonly #k: Kernels<Tensor>;
+  readonly #labels: Int32Array | undefined;
+  readonly #guidance: number | undefined;
+  readonly #s: SolverSettings;
+  readonly #n: number;
+  readonly #shape: readonly number[];
+  readonly #batch: number;
+  readonly #x: (Tensor | null)[];
+  readonly #e: (Tensor | null)[];
+  readonly #m: (Tensor | null)[];
+  readonly #precondition: number[];
+  #calls = 0;
+  #sweep = 0;
+
+  constructor(
+    model: DiffusionModel,
+    forward: DPMSolverMultistepScheduler,
+    kernels: Kernels<Tensor>,
+    image: Tensor,
+    labels: Int32Array | undefined,
+    guidance: number | undefined,
+    settings: SolverSettings,
+  ) {
+    this.#model = model;
+    this.#forward = forward;
+    this.#k = kernels;
+    this.#labels = labels;
+    this.#guidance = guidance;
+    this.#s = settings;
+    this.#n = forward.timesteps.length;
+    this.#shape = image.shape;
+    this.#batch = image.shape[0]!;
+    this.#x = new Array(this.#n + 1).fill(null);
+    this.#e = new Array(this.#n + 1).fill(null);
+    this.#m = new Array(this.#n + 1).fill(null);
+    const last = kernels.empty(image.shape);
+    kernels.copy(last, image);
+    this.#x[this.#n] = last;
+    this.#precondition = Array.from(
+      { length: this.#n },
+      (_, i) => i >= settings.start ? this.#linearPart(i) : 1,
+    );
+  }
+
+  async run(maxSweeps: number, steps: number): Promise<ExactInversionResult> {
+    const n = this.#n;
+    const { start, tolerance } = this.#s;
+    const sigma = this.#forward.sigmas[start]!;
+    if (steps === 0) {
+      return {
+        sample: this.#x[n]!,
+        sigma,
+        steps: 0,
+        modelCalls: 0,
+        residuals: new Float64Array(0),
+        converged: true,
+        sweeps: 0,
+      };
+    }
+    // First pass, clean → noisy: each step from the plain inverse step, the noisier history
+    // (not known yet) estimated by the newest known converted output.
+    for (let i = n - 1; i >= start; i--) {
+      let x = this.#x[i + 1]!;
+      let e = this.#e[i + 1];
+      if (e === null) {
+        e = await this.#call(x, this.#forward.timesteps[n - 1]!);
+      }
+      const history = this.#history(i, x, e);
+      // The plain (explicit) inverse step: the fixed-point map at the cleaner sample.
+      const y = this.#k.empty(this.#shape);
+      const scratch = this.#k.empty(this.#shape);
+      this.#stepInto(i, x, e, history, y, scratch);
+      const guess = this.#k.empty(this.#shape);
+      this.#k.axpbyDiv(guess, 1, y, -1, x, -this.#precondition[i]!);
+      this.#k.axpbyDiv(guess, 1, x, 1, guess, 1);
+      x = guess;
+      await this.#solve(i, x, null, history);
+    }
+    // Gauss–Seidel sweeps, clean → noisy: re-check every step with the current history (cached
+    // outputs, no model call) and re-solve those off tolerance. The history a step reads is the
+    // last sweep's, moved by the change this sweep made two steps cleaner (the slow error mode is
+    // a smooth shift of the trajectory).
+    let sweeps = 0;
+    let residuals = await this.#residuals();
+    while (sweeps < maxSweeps && residuals.some((r) => !(r <= tolerance))) {
+      sweeps++;
+      this.#sweep = sweeps;
+      const old = this.#m.map((m) => m);
+      for (let i = n - 1; i >= start; i--) {
+        const history = this.#sweepHistory(i, old);
+        const worst = Math.max(
+          ...(await this.#itemResiduals(i, this.#x[i]!, this.#e[i]!, history))
+            .residuals,
+        );
+        if (worst <= tolerance) continue;
+        await this.#solve(i, this.#x[i]!, this.#e[i]!, history);
+      }
+      residuals = await this.#residuals();
+    }
+    return {
+      sample: this.#x[start]!,
+      sigma,
+      steps,
+      modelCalls: this.#calls,
+      residuals,
+      converged: residuals.every((r) => r <= tolerance),
+      sweeps,
+    };
+  }
+
+  // The rounds over the trajectory; returns how many ran.
+  async #rounds(maxRounds: number): Promise<number> {
+    const k = this.#k;
+    const n = this.#n;
+    const { start, tolerance, depth, onIteration } = this.#s;
+    const count = n - start;
+    const shape = this.#shape;
+    const B = this.#batch;
+    const inverse = invertMatrix(this.#coupling(), count);
+    const list = () => Array.from({ length: count }, () => k.empty(shape));
+    let x = list();
+    let next = list();
+    const e: Tensor[] = [];
+    const m = list();
+    const r = list();
+    const f = list();
+    const y = k.empty(shape);
+    for (let j = 0; j < count; j++) {
+      k.copy(x[j]!, this.#x[start + j]!);
+      e.push(this.#e[start + j]!);
+    }
+    const best = {
+      x: list(),
+      e: e.map((t) => k.empty(t.shape)),
+      m: list(),
+      residual: new Float64Array(B).fill(Infinity),
+    };
+    const mixer = new AndersonMixer(k, shape, count, depth);
+    const active = new Uint8Array(B);
+    const scales = new Float64Array(count * B);
+    for (let j = 0; j < count; j++) {
+      const target = this.#x[start + j + 1]!;
+      for (let b = 0; b < B; b++) {
+        scales[j * B + b] = Math.max(
+          1,
+          await k.maxAbs!(target.slice(0, b, b + 1)),
+        );
+      }
+    }
+    let round = 0;
+    while (true) {
+      if (round > 0) {
+        for (let j = 0; j < count; j++) {
+          e[j] = await this.#call(x[j]!, this.#forward.timesteps[start + j]!);
+        }
+      }
+      // Residuals in forward order, each step reading the conversions just made.
+      const worst = new Float64Array(B);
+      for (let j = 0; j < count; j++) {
+        const i = start + j;
+        const history: (Tensor | null)[] = [];
+        for (let h = 1; h < this.#forward.config.solver_order; h++) {
+          history.push(j - h >= 0 ? m[j - h]! : null);
+        }
+        this.#stepInto(i, x[j]!, e[j]!, history, y, m[j]!);
+        k.axpbyDiv(r[j]!, 1, y, -1, j + 1 < count ? x[j + 1]! : this.#x[n]!, 1);
+        // The target of the last step is the clean sample; of the others, the next iterate.
+        for (let b = 0; b < B; b++) {
+          const res = (await k.maxAbs!(r[j]!.slice(0, b, b + 1))) /
+            scales[j * B + b]!;
+          if (!(res <= worst[b]!)) worst[b] = res;
+        }
+      }
+      let done = true;
+      for (let b = 0; b < B; b++) {
+        const old = best.residual[b]!;
+        if (old === Infinity || Number.isNaN(old) || worst[b]! < old) {
+          best.residual[b] = worst[b]!;
+          for (let j = 0; j < count; j++) {
+            k.copy(best.x[j]!.slice(0, b, b + 1), x[j]!.slice(0, b, b + 1));
+            k.copy(best.e[j]!.slice(0, b, b + 1), e[j]!.slice(0, b, b + 1));
+            k.copy(best.m[j]!.slice(0, b, b + 1), m[j]!.slice(0, b, b + 1));
+          }
+        }
+        active[b] = worst[b]! <= tolerance ? 0 : 1;
+        if (active[b]) done = false;
+      }
+      onIteration?.({
+        sweep: round + 1,
+        step: -1,
+        iteration: round,
+        residual: Math.max(...worst),
+        modelCalls: this.#calls,
+      });
+      if (done || round >= maxRounds) break;
+      round++;
+      // f = −P⁻¹·R, P the steps' linear coupling.
+      for (let j = 0; j < count; j++) {
+        let first = true;
+        for (let i = 0; i < count; i++) {
+          const w = -inverse[j * count + i]!;
+          if (w === 0) continue;
+          if (first) k.axpbyDiv(f[j]!, w, r[i]!, 0, null, 1);
+          else k.axpbyDiv(f[j]!, 1, f[j]!, w, r[i]!, 1);
+          first = false;
+        }
+        if (first) k.axpbyDiv(f[j]!, 0, r[0]!, 0, null, 1);
+      }
+      await mixer.next(x, f, next, active);
+      [x, next] = [next, x];
+    }
+    for (let j = 0; j < count; j++) {
+      this.#x[start + j] = best.x[j]!;
+      this.#e[start + j] = best.e[j]!;
+      this.#m[start + j] = best.m[j]!;
+    }
+    return round;
+  }
+
+  // The steps' linear coupling: row i (step i), column j (sample x[j]), the derivative of step
+  // i's result in x[j] with the model outputs held fixed, by probing the scheduler's step with
+  // one-element samples; a −1 for x[i + 1] (the target, itself an unknown but for the last step).
+  #coupling(): Float64Array {
+    const f = this.#forward;
+    const n = this.#n;
+    const { start } = this.#s;
+    const count = n - start;
+    const order = f.config.solver_order;
+    const matrix = new Float64Array(count * count);
+    const zero = Tensor.zeros([1]);
+    const one = Tensor.from([1], [1]);
+    // gamma[j]: the conversion's derivative in the sample at step j.
+    const gamma = new Float64Array(count);
+    for (let j = 0; j < count; j++) {
+      this.#prime(start + j, [zero, zero]);
+      f.step(zero, f.timesteps[start + j]!, one);
+      gamma[j] = (f.modelOutputs[order - 1] as Tensor).toFloat32Array()[0]!;
+    }
+    for (let j = 0; j < count; j++) {
+      const i = start + j;
+      matrix[j * count + j] = this.#precondition[i]!;
+      if (j + 1 < count) matrix[j * count + j + 1] = -1;
+      for (let h = 1; h < order && j - h >= 0; h++) {
+        const history = [zero, zero];
+        history[h - 1] = one;
+        this.#prime(i, history);
+        const c = f.step(zero, f.timesteps[i]!, zero).prevSample
+          .toFloat32Array()[0]!;
+        matrix[j * count + j - h] = c * gamma[j - h]!;
+      }
+    }
+    return matrix;
+  }
+
+  // Per inversion step (0 from the clean end), the contract's residual with the final history.
+  async #residuals(): Promise<Float64Array> {
+    const n = this.#n;
+    const { start } = this.#s;
+    const out = new Float64Array(n - start);
+    const y = this.#k.empty(this.#shape);
+    const scratch = this.#k.empty(this.#shape);
+    for (let i = n - 1; i >= start; i--) {
+      const target = this.#x[i + 1]!;
+      this.#stepInto(
+        i,
+        this.#x[i]!,
+        this.#e[i]!,
+        this.#knownHistory(i),
+        y,
+        scratch,
+      );
+      this.#k.axpbyDiv(scratch, 1, y, -1, target, 1);
+      out[n - 1 - i] = (await this.#k.maxAbs!(scratch)) /
+        Math.max(1, await this.#k.maxAbs!(target));
+    }
+    return out;
+  }
+
+  async #call(x: Tensor, t: number): Promise<Tensor> {
+    this.#calls++;
+    return await this.#model(
+      this.#forward.scaleModelInput(x, t),
+      t,
+      this.#labels,
+      this.#guidance,
+    );
+  }
+
+  // The converted outputs step i reads besides its own, newest first: the solved ones.
+  #knownHistory(i: number): (Tensor | null)[] {
+    const out: (Tensor | null)[] = [];
+    for (let k = 1; k < this.#forward.config.solver_order; k++) {
+      out.push(i - k >= this.#s.start ? this.#m[i - k] : null);
+    }
+    return out;
+  }
+
+  // The history for step i in a sweep: m[i − k] + (m[i + 1] − old m[i + 1]) where step i + 1 was
+  // re-solved in this sweep.
+  #sweepHistory(i: number, old: readonly (Tensor | null)[]): (Tensor | null)[] {
+    const history = this.#knownHistory(i);
+    const now = this.#m[i + 1];
+    const before = old[i + 1];
+    if (
+      !this.#s.transfer || now === null || now === undefined || !before ||
+      now === before
+    ) return history;
+    return history.map((h) => {
+      if (h === null) return null;
+      const moved = this.#k.empty(this.#shape);
+      this.#k.axpbyDiv(moved, 1, now, -1, before, 1);
+      this.#k.axpbyDiv(moved, 1, h, 1, moved, 1);
+      return moved;
+    });
+  }
+
+  // The history for step i in the first pass: solved outputs where known, else the newest known
+  // converted output (that of x[i + 1], or for the clean end the conversion of e at x[n]).
+  #history(i: number, x: Tensor, e: Tensor): (Tensor | null)[] {
+    const history = this.#knownHistory(i);
+    if (history.every((h, k) => h !== null || i - k - 1 < this.#s.start)) {
+      return history;
+    }
+    let estimate = this.#m[i + 1];
+    if (estimate === null) {
+      estimate = this.#k.empty(this.#shape);
+      const y = this.#k.empty(this.#shape);
+      // The conversion does not read the history: any tensor of the shape stands in.
+      this.#stepInto(i, x, e, history.map(() => x), y, estimate);
+    }
+    return history.map((h, k) =>
+      h ?? (i - k - 1 >= this.#s.start ? estimate : null)
+    );
+  }
+
+  // Forward step i of the user's scheduler from x (model output e, earlier converted outputs
+  // `history`, newest first) into `out`, its conversion of e into `converted`: the scheduler's
+  // own `step`, with its state set as `generate` would have it at step i.
+  #stepInto(
+    i: number,
+    x: Tensor,
+    e: Tensor,
+    history: readonly (Tensor | null)[],
+    out: Tensor,
+    converted: Tensor,
+  ): void {
+    const f = this.#forward;
+    this.#prime(i, history);
+    f.step(e, f.timesteps[i]!, x, { out });
+    this.#k.copy(
+      converted,
+      f.modelOutputs[f.modelOutputs.length - 1] as Tensor,
+    );
+  }
+
+  #prime(i: number, history: readonly (Tensor | null)[]): void {
+    const f = this.#forward;
+    const order = f.config.solver_order;
+    f.setTimesteps(this.#n);
+    f.setBeginIndex(i);
+    const outputs: (Tensor | null)[] = new Array(order).fill(null);
+    for (let k = 1; k < order; k++) outputs[order - k] = history[k - 1] ?? null;
+    f.modelOutputs = outputs;
+    f.lowerOrderNums = Math.min(i - this.#s.start, order);
+  }
+
+  // The step's derivative in the sample with the model output held fixed (a + b·dm/dx, the
+  // identity part of the conversion included): the scheduler's step of a one-element sample 1
+  // with model output 0 and a zero history. The fixed point's preconditioner.
+  #linearPart(i: number): number {
+    const f = this.#forward;
+    const zero = Tensor.zeros([1]);
+    this.#prime(i, [zero, zero]);
+    const out = f.step(zero, f.timesteps[i]!, Tensor.from([1], [1])).prevSample;
+    const value = out.toFloat32Array()[0]!;
+    return Number.isFinite(value) && Math.abs(value) > 1e-12 ? value : 1;
+  }
+
+  // Per item: max |F(x) − target| / max(1, max |target|); F(x) into `y`, the conversion into `m`.
+  async #itemResiduals(
+    i: number,
+    x: Tensor,
+    e: Tensor,
+    history: readonly (Tensor | null)[],
+    y = this.#k.empty(this.#shape),
+    m = this.#k.empty(this.#shape),
+    r = this.#k.empty(this.#shape),
+  ): Promise<{ residuals: Float64Array; y: Tensor; m: Tensor; r: Tensor }> {
+    const target = this.#x[i + 1]!;
+    this.#stepInto(i, x, e, history, y, m);
+    this.#k.axpbyDiv(r, 1, y, -1, target, 1);
+    const residuals = new Float64Array(this.#batch);
+    for (let b = 0; b < this.#batch; b++) {
+      const scale = Math.max(
+        1,
+        await this.#k.maxAbs!(target.slice(0, b, b + 1)),
+      );
+      residuals[b] = (await this.#k.maxAbs!(r.slice(0, b, b + 1))) / scale;
+    }
+    return { residuals, y, m, r };
+  }
+
+  // Solves forward step i for x[i] given x[i + 1] and `history`, from `x` (with its model output
+  // `e` when known): x ← x − (F(x) − x[i + 1]) / L, Anderson-mixed per item; keeps per item the
+  // iterate of least residual. Never throws on non-convergence.
+  async #solve(
+    i: number,
+    x0: Tensor,
+    e0: Tensor | null,
+    history: readonly (Tensor | null)[],
+  ): Promise<void> {
+    const k = this.#k;
+    const shape = this.#shape;
+    const B = this.#batch;
+    const { tolerance, maxIterations, depth, onIteration } = this.#s;
+    const L = this.#precondition[i]!;
+    const t = this.#forward.timesteps[i]!;
+    const mixer = new AndersonMixer(k, shape, 1, depth);
+    const best = {
+      x: k.empty(shape),
+      e: null as Tensor | null,
+      m: k.empty(shape),
+      residual: new Float64Array(B).fill(Infinity),
+    };
+    const y = k.empty(shape);
+    const m = k.empty(shape);
+    const r = k.empty(shape);
+    const f = k.empty(shape);
+    let x = k.empty(shape);
+    k.copy(x, x0);
+    let next = k.empty(shape);
+    const active = new Uint8Array(B);
+    let calls = 0;
+    let e = e0;
+    while (true) {
+      if (e === null) {
+        e = await this.#call(x, t);
+        calls++;
+      }
+      if (best.e === null) best.e = k.empty(e.shape);
+      const { residuals } = await this.#itemResiduals(
+        i,
+        x,
+        e,
+        history,
+        y,
+        m,
+        r,
+      );
+      let worst = 0;
+      for (let b = 0; b < B; b++) {
+        const res = residuals[b]!;
+        const old = best.residual[b]!;
+        if (old === Infinity || Number.isNaN(old) || res < old) {
+          best.residual[b] = res;
+          k.copy(best.x.slice(0, b, b + 1), x.slice(0, b, b + 1));
+          k.copy(best.e.slice(0, b, b + 1), e.slice(0, b, b + 1));
+          k.copy(best.m.slice(0, b, b + 1), m.slice(0, b, b + 1));
+        }
+        // A residual grown tenfold past the best: Anderson's history misleads, start over.
+        if (res > 10 * best.residual[b]!) mixer.restart(b);
+        active[b] = res <= tolerance ? 0 : 1;
+        worst = Math.max(worst, best.residual[b]!);
+      }
+      onIteration?.({
+        sweep: this.#sweep,
+        step: this.#n - 1 - i,
+        iteration: calls,
+        residual: Math.max(...residuals),
+        modelCalls: this.#calls,
+      });
+      if (worst <= tolerance || calls >= maxIterations) break;
+      // f = g(x) − x = −(F(x) − x[i + 1]) / L.
+      k.axpbyDiv(f, -1, r, 0, null, L);
+      await mixer.next([x], [f], [next], active);
+      [x, next] = [next, x];
+      e = null;
+    }
+    this.#x[i] = best.x;
+    this.#e[i] = best.e;
+    this.#m[i] = best.m;
+  }
+}
+
+// The inverse of a count × count matrix (row-major) by Gauss–Jordan elimination with partial
+// pivoting, in float64; the identity where a pivot vanishes (the rounds then do plain steps).
+function invertMatrix(matrix: Float64Array, count: number): Float64Array {
+  const a = Float64Array.from(matrix);
+  const inv = new Float64Array(count * count);
+  for (let i = 0; i < count; i++) inv[i * count + i] = 1;
+  for (let col = 0; col < count; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < count; r++) {
+      if (Math.abs(a[r * count + col]!) > Math.abs(a[pivot * count + col]!)) {
+        pivot = r;
+      }
+    }
+    const p = a[pivot * count + col]!;
+    if (!(Math.abs(p) > 0)) {
+      const identity = new Float64Array(count * count);
+      for (let i = 0; i < count; i++) identity[i * count + i] = 1;
+      return identity;
+    }
+    for (let c = 0; c < count; c++) {
+      [a[col * count + c], a[pivot * count + c]] = [
+        a[pivot * count + c]!,
+        a[col * count + c]!,
+      ];
+      [inv[col * count + c], inv[pivot * count + c]] = [
+        inv[pivot * count + c]!,
+        inv[col * count + c]!,
+      ];
+    }
+    for (let c = 0; c < count; c++) {
+      a[col * count + c]! /= p;
+      inv[col * count + c]! /= p;
+    }
+    for (let r = 0; r < count; r++) {
+      if (r === col) continue;
+      const factor = a[r * count + col]!;
+      if (factor === 0) continue;
+      for (let c = 0; c < count; c++) {
+        a[r * count + c]! -= factor * a[col * count + c]!;
+        inv[r * count + c]! -= factor * inv[col * count + c]!;
+      }
+    }
+  }
+  return inv;
+}
