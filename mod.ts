@@ -37,5 +37,10 @@ export * from "./lib/random.ts";
 export * from "./lib/npy.ts";
 export * from "./lib/analytic.ts";
 export * from "./lib/invert.ts";
-export * from "./lib/exact_inversion.ts";
+export {
+  checkExactInversion,
+  type ExactInversionOptions,
+  type ExactInversionResult,
+  type ExactIteration,
+} from "./lib/exact_inversion.ts";
 export * from "./lib/generate.ts";

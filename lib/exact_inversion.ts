@@ -40,6 +40,12 @@ export interface ExactInversionOptions {
    * @default {12}
    */
   maxSweeps?: number;
+  /**
+   * A budget of model calls for the whole inversion: once spent, the solves and sweeps stop and
+   * the best iterates are kept (the first pass still takes at least one call per step).
+   * @default {Infinity}
+   */
+  maxModelCalls?: number;
   /** Called after every model call of a solve, with the residual of the step being solved. */
   onIteration?: (info: ExactIteration) => void;
 }
@@ -67,6 +73,12 @@ export interface ExactInversionResult extends InversionResult {
    * max(1, max |x_prev|), with the final multistep history.
    */
   residuals: Float64Array;
+  /**
+   * Per batch item, the model calls made while that item was still off tolerance in the solve
+   * at hand: about what inverting the item alone would have cost (its median is the cost the
+   * benchmark reports).
+   */
+  itemModelCalls: Int32Array;
   /** Whether every residual is within the tolerance. */
   converged: boolean;
   /** Rounds over the whole trajectory after the first pass. */
@@ -106,6 +118,19 @@ const SHARED_KEYS = [
  *
  * @throws {TypeError} `forward` is not a `DPMSolverMultistepScheduler`.
  * @throws {RangeError} An SDE `algorithm_type`, or a shared key with another value (named).
+ *
+ * @example
+ * ```ts
+ * import { checkExactInversion, DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const inverse = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
+ * checkExactInversion(inverse, new DPMSolverMultistepScheduler({ solver_order: 2, final_sigmas_type: "sigma_min" }));
+ * assert.throws(
+ *   () => checkExactInversion(inverse, new DPMSolverMultistepScheduler({ solver_order: 2, beta_schedule: "scaled_linear" })),
+ *   /'beta_schedule'/,
+ * );
+ * ```
  */
 export function checkExactInversion(
   inverse: MultistepScheduler,
@@ -172,6 +197,12 @@ export async function invertExact(
   const maxIterations = exact.maxIterations ?? 50;
   const depth = exact.andersonDepth ?? 5;
   const maxSweeps = exact.maxSweeps ?? 12;
+  const maxModelCalls = exact.maxModelCalls ?? Infinity;
+  if (!(maxModelCalls >= 1)) {
+    throw new RangeError(
+      `Cannot invert exactly as 'exact.maxModelCalls' must be at least 1: current value is ${maxModelCalls}`,
+    );
+  }
   if (!(tolerance > 0) || !Number.isFinite(tolerance)) {
     throw new RangeError(
       `Cannot invert exactly as 'exact.tolerance' must be positive and finite: current value is ${tolerance}`,
@@ -209,7 +240,7 @@ export async function invertExact(
     labels,
     options.guidanceScale,
     {
-      transfer: (exact as { transfer?: boolean }).transfer ?? true,
+      maxModelCalls,
       tolerance,
       maxIterations,
       depth,
@@ -221,7 +252,7 @@ export async function invertExact(
 }
 
 interface SolverSettings {
-  transfer: boolean;
+  maxModelCalls: number;
   tolerance: number;
   maxIterations: number;
   depth: number;
@@ -245,6 +276,7 @@ class ExactSolver {
   readonly #e: (Tensor | null)[];
   readonly #m: (Tensor | null)[];
   readonly #precondition: number[];
+  readonly #itemCalls: Int32Array;
   #calls = 0;
   #sweep = 0;
 
@@ -266,6 +298,7 @@ class ExactSolver {
     this.#n = forward.timesteps.length;
     this.#shape = image.shape;
     this.#batch = image.shape[0]!;
+    this.#itemCalls = new Int32Array(this.#batch);
     this.#x = new Array(this.#n + 1).fill(null);
     this.#e = new Array(this.#n + 1).fill(null);
     this.#m = new Array(this.#n + 1).fill(null);
@@ -289,6 +322,7 @@ class ExactSolver {
         steps: 0,
         modelCalls: 0,
         residuals: new Float64Array(0),
+        itemModelCalls: new Int32Array(this.#batch),
         converged: true,
         sweeps: 0,
       };
@@ -300,6 +334,7 @@ class ExactSolver {
       let e = this.#e[i + 1];
       if (e === null) {
         e = await this.#call(x, this.#forward.timesteps[n - 1]!);
+        this.#itemCalls.fill(1);
       }
       const history = this.#history(i, x, e);
       // The plain (explicit) inverse step: the fixed-point map at the cleaner sample.
@@ -312,23 +347,51 @@ class ExactSolver {
       x = guess;
       await this.#solve(i, x, null, history);
     }
-    // Gauss–Seidel sweeps, clean → noisy: re-check every step with the current history (cached
-    // outputs, no model call) and re-solve those off tolerance. The history a step reads is the
-    // last sweep's, moved by the change this sweep made two steps cleaner (the slow error mode is
-    // a smooth shift of the trajectory).
+    // Sweeps over the trajectory, clean → noisy, a fixed-point iteration on the history: every
+    // step re-checked against the history H (cached outputs, no model call) and re-solved where
+    // off tolerance (its Anderson columns kept: a new history or target shifts its map by a
+    // constant), giving the conversions S(H) of the solved samples; H is then Anderson-mixed per
+    // item from S(H) − H, which learns how strongly the steps' histories couple.
+    const count = n - start;
+    const B = this.#batch;
+    const k = this.#k;
+    const list = () =>
+      Array.from({ length: count }, () => k.empty(this.#shape));
+    let h = list();
+    let next = list();
+    const g = list();
+    for (let j = 0; j < count; j++) k.copy(h[j]!, this.#m[start + j]!);
+    const outer = new AndersonMixer(k, this.#shape, count, this.#s.depth);
+    const active = new Uint8Array(B);
     let sweeps = 0;
     let residuals = await this.#residuals();
-    while (sweeps < maxSweeps && residuals.some((r) => !(r <= tolerance))) {
+    while (
+      sweeps < maxSweeps && this.#calls < this.#s.maxModelCalls &&
+      residuals.some((r) => !(r <= tolerance))
+    ) {
+      const worst = await this.#itemWorst();
+      for (let b = 0; b < B; b++) active[b] = worst[b]! <= tolerance ? 0 : 1;
+      if (sweeps > 0) {
+        for (let j = 0; j < count; j++) {
+          k.axpbyDiv(g[j]!, 1, this.#m[start + j]!, -1, h[j]!, 1);
+        }
+        await outer.next(h, g, next, active);
+        [h, next] = [next, h];
+      }
       sweeps++;
       this.#sweep = sweeps;
-      const old = this.#m.map((m) => m);
       for (let i = n - 1; i >= start; i--) {
-        const history = this.#sweepHistory(i, old);
-        const worst = Math.max(
-          ...(await this.#itemResiduals(i, this.#x[i]!, this.#e[i]!, history))
-            .residuals,
+        const history: (Tensor | null)[] = [];
+        for (let o = 1; o < this.#forward.config.solver_order; o++) {
+          history.push(i - o >= start ? h[i - o - start]! : null);
+        }
+        const itemResiduals = await this.#itemResiduals(
+          i,
+          this.#x[i]!,
+          this.#e[i]!,
+          history,
         );
-        if (worst <= tolerance) continue;
+        if (Math.max(...itemResiduals.residuals) <= tolerance) continue;
         await this.#solve(i, this.#x[i]!, this.#e[i]!, history);
       }
       residuals = await this.#residuals();
@@ -339,153 +402,27 @@ class ExactSolver {
       steps,
       modelCalls: this.#calls,
       residuals,
+      itemModelCalls: this.#itemCalls,
       converged: residuals.every((r) => r <= tolerance),
       sweeps,
     };
   }
 
-  // The rounds over the trajectory; returns how many ran.
-  async #rounds(maxRounds: number): Promise<number> {
-    const k = this.#k;
-    const n = this.#n;
-    const { start, tolerance, depth, onIteration } = this.#s;
-    const count = n - start;
-    const shape = this.#shape;
-    const B = this.#batch;
-    const inverse = invertMatrix(this.#coupling(), count);
-    const list = () => Array.from({ length: count }, () => k.empty(shape));
-    let x = list();
-    let next = list();
-    const e: Tensor[] = [];
-    const m = list();
-    const r = list();
-    const f = list();
-    const y = k.empty(shape);
-    for (let j = 0; j < count; j++) {
-      k.copy(x[j]!, this.#x[start + j]!);
-      e.push(this.#e[start + j]!);
-    }
-    const best = {
-      x: list(),
-      e: e.map((t) => k.empty(t.shape)),
-      m: list(),
-      residual: new Float64Array(B).fill(Infinity),
-    };
-    const mixer = new AndersonMixer(k, shape, count, depth);
-    const active = new Uint8Array(B);
-    const scales = new Float64Array(count * B);
-    for (let j = 0; j < count; j++) {
-      const target = this.#x[start + j + 1]!;
-      for (let b = 0; b < B; b++) {
-        scales[j * B + b] = Math.max(
-          1,
-          await k.maxAbs!(target.slice(0, b, b + 1)),
-        );
-      }
-    }
-    let round = 0;
-    while (true) {
-      if (round > 0) {
-        for (let j = 0; j < count; j++) {
-          e[j] = await this.#call(x[j]!, this.#forward.timesteps[start + j]!);
-        }
-      }
-      // Residuals in forward order, each step reading the conversions just made.
-      const worst = new Float64Array(B);
-      for (let j = 0; j < count; j++) {
-        const i = start + j;
-        const history: (Tensor | null)[] = [];
-        for (let h = 1; h < this.#forward.config.solver_order; h++) {
-          history.push(j - h >= 0 ? m[j - h]! : null);
-        }
-        this.#stepInto(i, x[j]!, e[j]!, history, y, m[j]!);
-        k.axpbyDiv(r[j]!, 1, y, -1, j + 1 < count ? x[j + 1]! : this.#x[n]!, 1);
-        // The target of the last step is the clean sample; of the others, the next iterate.
-        for (let b = 0; b < B; b++) {
-          const res = (await k.maxAbs!(r[j]!.slice(0, b, b + 1))) /
-            scales[j * B + b]!;
-          if (!(res <= worst[b]!)) worst[b] = res;
-        }
-      }
-      let done = true;
-      for (let b = 0; b < B; b++) {
-        const old = best.residual[b]!;
-        if (old === Infinity || Number.isNaN(old) || worst[b]! < old) {
-          best.residual[b] = worst[b]!;
-          for (let j = 0; j < count; j++) {
-            k.copy(best.x[j]!.slice(0, b, b + 1), x[j]!.slice(0, b, b + 1));
-            k.copy(best.e[j]!.slice(0, b, b + 1), e[j]!.slice(0, b, b + 1));
-            k.copy(best.m[j]!.slice(0, b, b + 1), m[j]!.slice(0, b, b + 1));
-          }
-        }
-        active[b] = worst[b]! <= tolerance ? 0 : 1;
-        if (active[b]) done = false;
-      }
-      onIteration?.({
-        sweep: round + 1,
-        step: -1,
-        iteration: round,
-        residual: Math.max(...worst),
-        modelCalls: this.#calls,
+  // Per item, the worst step residual with the current (actual) history.
+  async #itemWorst(): Promise<Float64Array> {
+    const worst = new Float64Array(this.#batch);
+    for (let i = this.#n - 1; i >= this.#s.start; i--) {
+      const { residuals } = await this.#itemResiduals(
+        i,
+        this.#x[i]!,
+        this.#e[i]!,
+        this.#knownHistory(i),
+      );
+      residuals.forEach((r, b) => {
+        if (!(r <= worst[b]!)) worst[b] = r;
       });
-      if (done || round >= maxRounds) break;
-      round++;
-      // f = −P⁻¹·R, P the steps' linear coupling.
-      for (let j = 0; j < count; j++) {
-        let first = true;
-        for (let i = 0; i < count; i++) {
-          const w = -inverse[j * count + i]!;
-          if (w === 0) continue;
-          if (first) k.axpbyDiv(f[j]!, w, r[i]!, 0, null, 1);
-          else k.axpbyDiv(f[j]!, 1, f[j]!, w, r[i]!, 1);
-          first = false;
-        }
-        if (first) k.axpbyDiv(f[j]!, 0, r[0]!, 0, null, 1);
-      }
-      await mixer.next(x, f, next, active);
-      [x, next] = [next, x];
     }
-    for (let j = 0; j < count; j++) {
-      this.#x[start + j] = best.x[j]!;
-      this.#e[start + j] = best.e[j]!;
-      this.#m[start + j] = best.m[j]!;
-    }
-    return round;
-  }
-
-  // The steps' linear coupling: row i (step i), column j (sample x[j]), the derivative of step
-  // i's result in x[j] with the model outputs held fixed, by probing the scheduler's step with
-  // one-element samples; a −1 for x[i + 1] (the target, itself an unknown but for the last step).
-  #coupling(): Float64Array {
-    const f = this.#forward;
-    const n = this.#n;
-    const { start } = this.#s;
-    const count = n - start;
-    const order = f.config.solver_order;
-    const matrix = new Float64Array(count * count);
-    const zero = Tensor.zeros([1]);
-    const one = Tensor.from([1], [1]);
-    // gamma[j]: the conversion's derivative in the sample at step j.
-    const gamma = new Float64Array(count);
-    for (let j = 0; j < count; j++) {
-      this.#prime(start + j, [zero, zero]);
-      f.step(zero, f.timesteps[start + j]!, one);
-      gamma[j] = (f.modelOutputs[order - 1] as Tensor).toFloat32Array()[0]!;
-    }
-    for (let j = 0; j < count; j++) {
-      const i = start + j;
-      matrix[j * count + j] = this.#precondition[i]!;
-      if (j + 1 < count) matrix[j * count + j + 1] = -1;
-      for (let h = 1; h < order && j - h >= 0; h++) {
-        const history = [zero, zero];
-        history[h - 1] = one;
-        this.#prime(i, history);
-        const c = f.step(zero, f.timesteps[i]!, zero).prevSample
-          .toFloat32Array()[0]!;
-        matrix[j * count + j - h] = c * gamma[j - h]!;
-      }
-    }
-    return matrix;
+    return worst;
   }
 
   // Per inversion step (0 from the clean end), the contract's residual with the final history.
@@ -529,25 +466,6 @@ class ExactSolver {
       out.push(i - k >= this.#s.start ? this.#m[i - k] : null);
     }
     return out;
-  }
-
-  // The history for step i in a sweep: m[i − k] + (m[i + 1] − old m[i + 1]) where step i + 1 was
-  // re-solved in this sweep.
-  #sweepHistory(i: number, old: readonly (Tensor | null)[]): (Tensor | null)[] {
-    const history = this.#knownHistory(i);
-    const now = this.#m[i + 1];
-    const before = old[i + 1];
-    if (
-      !this.#s.transfer || now === null || now === undefined || !before ||
-      now === before
-    ) return history;
-    return history.map((h) => {
-      if (h === null) return null;
-      const moved = this.#k.empty(this.#shape);
-      this.#k.axpbyDiv(moved, 1, now, -1, before, 1);
-      this.#k.axpbyDiv(moved, 1, h, 1, moved, 1);
-      return moved;
-    });
   }
 
   // The history for step i in the first pass: solved outputs where known, else the newest known
@@ -672,6 +590,10 @@ class ExactSolver {
       if (e === null) {
         e = await this.#call(x, t);
         calls++;
+        // What inverting each item alone would have cost: calls while it was unsolved.
+        for (let b = 0; b < B; b++) {
+          if (!(best.residual[b]! <= tolerance)) this.#itemCalls[b]++;
+        }
       }
       if (best.e === null) best.e = k.empty(e.shape);
       const { residuals } = await this.#itemResiduals(
@@ -705,7 +627,10 @@ class ExactSolver {
         residual: Math.max(...residuals),
         modelCalls: this.#calls,
       });
-      if (worst <= tolerance || calls >= maxIterations) break;
+      if (
+        worst <= tolerance || calls >= maxIterations ||
+        this.#calls >= this.#s.maxModelCalls
+      ) break;
       // f = g(x) − x = −(F(x) − x[i + 1]) / L.
       k.axpbyDiv(f, -1, r, 0, null, L);
       await mixer.next([x], [f], [next], active);
@@ -716,50 +641,4 @@ class ExactSolver {
     this.#e[i] = best.e;
     this.#m[i] = best.m;
   }
-}
-
-// The inverse of a count × count matrix (row-major) by Gauss–Jordan elimination with partial
-// pivoting, in float64; the identity where a pivot vanishes (the rounds then do plain steps).
-function invertMatrix(matrix: Float64Array, count: number): Float64Array {
-  const a = Float64Array.from(matrix);
-  const inv = new Float64Array(count * count);
-  for (let i = 0; i < count; i++) inv[i * count + i] = 1;
-  for (let col = 0; col < count; col++) {
-    let pivot = col;
-    for (let r = col + 1; r < count; r++) {
-      if (Math.abs(a[r * count + col]!) > Math.abs(a[pivot * count + col]!)) {
-        pivot = r;
-      }
-    }
-    const p = a[pivot * count + col]!;
-    if (!(Math.abs(p) > 0)) {
-      const identity = new Float64Array(count * count);
-      for (let i = 0; i < count; i++) identity[i * count + i] = 1;
-      return identity;
-    }
-    for (let c = 0; c < count; c++) {
-      [a[col * count + c], a[pivot * count + c]] = [
-        a[pivot * count + c]!,
-        a[col * count + c]!,
-      ];
-      [inv[col * count + c], inv[pivot * count + c]] = [
-        inv[pivot * count + c]!,
-        inv[col * count + c]!,
-      ];
-    }
-    for (let c = 0; c < count; c++) {
-      a[col * count + c]! /= p;
-      inv[col * count + c]! /= p;
-    }
-    for (let r = 0; r < count; r++) {
-      if (r === col) continue;
-      const factor = a[r * count + col]!;
-      if (factor === 0) continue;
-      for (let c = 0; c < count; c++) {
-        a[r * count + c]! -= factor * a[col * count + c]!;
-        inv[r * count + c]! -= factor * inv[col * count + c]!;
-      }
-    }
-  }
-  return inv;
 }

@@ -90,8 +90,10 @@ export interface InvertOptions extends LoopOptions {
  * @param model The noise-prediction model.
  * @param image The clean sample, batch first.
  * @param scheduler The inverse scheduler, configured as the model was trained.
- * @param options Steps, strength, conditioning and a progress callback.
- * @returns The inverted sample, the sigma it reached and the number of steps.
+ * @param options Steps, strength, conditioning, a progress callback, and `exact` for an exact
+ *   inversion of a forward scheduler.
+ * @returns The inverted sample, the sigma it reached, the number of steps and of model calls
+ *   (with `exact`: also the per-step residuals).
  * @throws {RangeError} A `strength` outside [0, 1], or no schedule set.
  * @throws {TypeError} `classLabels` whose length is not the batch size.
  *
@@ -109,6 +111,23 @@ export interface InvertOptions extends LoopOptions {
  *   startSigma: inverted.sigma,
  * });
  * assert.ok(back.toFloat32Array().every(Number.isFinite));
+ * ```
+ *
+ * @example Exact inversion: the forward sampler gives the input back to float32 precision
+ * ```ts
+ * import { DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler, GaussianMixture, generate, invert, schedulerModel, Tensor } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const forward = new DPMSolverMultistepScheduler({ solver_order: 2, final_sigmas_type: "sigma_min" });
+ * const model = schedulerModel(new GaussianMixture({ weights: [1, 2], means: [-0.6, 0.5], variances: [0.02, 0.05] }), forward);
+ * const image = Tensor.from([0.5, -0.6, 0.45, 0.6], [1, 1, 2, 2]);
+ * const inverted = await invert(model, image, new DPMSolverMultistepInverseScheduler({ solver_order: 2 }), {
+ *   numInferenceSteps: 10,
+ *   exact: { forward, tolerance: 1e-6 },
+ * });
+ * assert.ok(inverted.converged);
+ * const back = await generate(model, inverted.sample, forward, { numInferenceSteps: 10, startSigma: inverted.sigma });
+ * back.toFloat32Array().forEach((v, i) => assert.ok(Math.abs(v - image.toFloat32Array()[i]!) < 1e-5));
  * ```
  */
 export async function invert(

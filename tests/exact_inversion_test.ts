@@ -1,0 +1,293 @@
+// Exact inversion (lib/exact_inversion.ts) on analytic Gaussian mixtures (lib/analytic.ts), where
+// the model is exact, so only the solver's algebra is tested: the ORDINARY generate() with the
+// ordinary forward scheduler, run from the inverted noise, must give the input back to float32
+// precision; plain inversion, the same round trip without the iteration, misses by orders of
+// magnitude more. Also: refusals, non-convergence reported without throwing, the reductions.
+import assert from "node:assert/strict";
+import {
+  CpuKernels,
+  DPMSolverMultistepInverseScheduler,
+  DPMSolverMultistepScheduler,
+  type ExactInversionResult,
+  GaussianMixture,
+  generate,
+  invert,
+  schedulerModel,
+  Tensor,
+  TorchGenerator,
+  WasmKernels,
+} from "../mod.ts";
+
+const mixture = new GaussianMixture({
+  weights: [1, 2],
+  means: [-0.6, 0.5],
+  variances: [0.02, 0.05],
+});
+// The conditional distribution of a guided model: the mixture's second component.
+const conditional = new GaussianMixture({
+  weights: [1],
+  means: [0.5],
+  variances: [0.05],
+});
+const image = mixture.sample([2, 1, 4, 4], new TorchGenerator(0));
+const conditionalImage = conditional.sample(
+  [2, 1, 4, 4],
+  new TorchGenerator(1),
+);
+
+// Classifier-free guidance over the two analytic models: u + s·(c − u).
+function guidedModel(forward: DPMSolverMultistepScheduler) {
+  const unconditional = schedulerModel(mixture, forward);
+  const conditioned = schedulerModel(conditional, forward);
+  return (x: Tensor, t: number, _labels?: Int32Array, scale = 1) => {
+    const u = unconditional(x, t).toFloat32Array();
+    const c = conditioned(x, t).toFloat32Array();
+    return new Tensor(u.map((v, i) => v + scale * (c[i]! - v)), x.shape);
+  };
+}
+
+function maxError(a: Tensor, b: Tensor): number {
+  const x = a.toFloat32Array();
+  const y = b.toFloat32Array();
+  return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
+}
+
+interface Case {
+  config: Record<string, unknown>;
+  finalSigmasType: "zero" | "sigma_min";
+  steps: number;
+  strength?: number;
+  guidanceScale?: number;
+}
+
+async function roundTrip(c: Case, exact: boolean) {
+  const inverse = new DPMSolverMultistepInverseScheduler(c.config);
+  const forward = new DPMSolverMultistepScheduler({
+    ...c.config,
+    final_sigmas_type: c.finalSigmasType,
+  });
+  const model = guidedModel(forward);
+  const x0 = (c.guidanceScale ?? 1) > 1 ? conditionalImage : image;
+  const options = {
+    numInferenceSteps: c.steps,
+    guidanceScale: c.guidanceScale ?? 1,
+    strength: c.strength ?? 1,
+  };
+  const inverted = exact
+    ? await invert(model, x0, inverse, { ...options, exact: { forward } })
+    : await invert(model, x0, inverse, options);
+  const back = await generate(model, inverted.sample, forward, {
+    numInferenceSteps: c.steps,
+    guidanceScale: options.guidanceScale,
+    startSigma: inverted.sigma,
+  });
+  return { inverted, error: maxError(x0, back) };
+}
+
+const CASES: Case[] = [
+  { config: { solver_order: 1 }, finalSigmasType: "zero", steps: 10 },
+  { config: { solver_order: 1 }, finalSigmasType: "sigma_min", steps: 25 },
+  { config: { solver_order: 2 }, finalSigmasType: "zero", steps: 10 },
+  { config: { solver_order: 2 }, finalSigmasType: "zero", steps: 25 },
+  { config: { solver_order: 3 }, finalSigmasType: "zero", steps: 10 },
+  { config: { solver_order: 3 }, finalSigmasType: "sigma_min", steps: 10 },
+  {
+    config: { solver_order: 2, use_karras_sigmas: true },
+    finalSigmasType: "zero",
+    steps: 25,
+  },
+  {
+    config: { solver_order: 3, use_karras_sigmas: true },
+    finalSigmasType: "sigma_min",
+    steps: 10,
+  },
+  {
+    config: { solver_order: 2, use_exponential_sigmas: true },
+    finalSigmasType: "zero",
+    steps: 10,
+  },
+  {
+    config: { solver_order: 1, algorithm_type: "dpmsolver" },
+    finalSigmasType: "sigma_min",
+    steps: 10,
+  },
+  {
+    config: { solver_order: 2, prediction_type: "v_prediction" },
+    finalSigmasType: "zero",
+    steps: 10,
+  },
+  {
+    config: { solver_order: 2 },
+    finalSigmasType: "zero",
+    steps: 20,
+    strength: 0.5,
+  },
+  {
+    config: { solver_order: 2 },
+    finalSigmasType: "sigma_min",
+    steps: 10,
+    guidanceScale: 1.5,
+  },
+];
+
+for (const c of CASES) {
+  const name = `${
+    JSON.stringify(c.config)
+  }, final ${c.finalSigmasType}, ${c.steps} steps${
+    c.strength ? `, strength ${c.strength}` : ""
+  }${c.guidanceScale ? `, guidance ${c.guidanceScale}` : ""}`;
+  Deno.test(`exact inversion round trip to float32 precision: ${name}`, async () => {
+    const { inverted, error } = await roundTrip(c, true);
+    const result = inverted as ExactInversionResult;
+    assert.ok(result.converged, `residuals ${result.residuals}`);
+    assert.equal(result.residuals.length, result.steps);
+    assert.ok(result.residuals.every((r) => r <= 1e-6));
+    // Tolerance 1e-6 per step, relative to max(1, |x|): the round trip lands within a few
+    // float32 units of values of magnitude ~1 (≥ 100 dB at peak-to-peak 2).
+    assert.ok(error < 2e-5, `max error ${error}`);
+    // The iteration is what makes it exact: plain inversion misses by far more.
+    const plain = await roundTrip(c, false);
+    assert.ok(
+      plain.error > 1e3 * Math.max(error, 1e-7),
+      `plain ${plain.error}, exact ${error}`,
+    );
+    assert.equal(plain.inverted.modelCalls, plain.inverted.steps);
+    assert.ok(result.modelCalls > result.steps);
+    assert.ok(result.itemModelCalls.every((n) => n <= result.modelCalls));
+  });
+}
+
+Deno.test("exact inversion: the inverted sample sits where generate() starts", async () => {
+  const forward = new DPMSolverMultistepScheduler({ solver_order: 2 });
+  const inverse = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
+  const model = schedulerModel(mixture, forward);
+  const result = await invert(model, image, inverse, {
+    numInferenceSteps: 20,
+    strength: 0.5,
+    exact: { forward },
+  });
+  assert.equal(result.steps, 10);
+  forward.setTimesteps(20);
+  assert.equal(result.sigma, forward.sigmas[10]);
+});
+
+Deno.test("exact inversion refuses forward configs it cannot invert, naming the key", async () => {
+  const model = (x: Tensor) => x;
+  const inverse = new DPMSolverMultistepInverseScheduler();
+  await assert.rejects(
+    () =>
+      invert(model, image, inverse, {
+        numInferenceSteps: 5,
+        exact: {
+          forward: new DPMSolverMultistepScheduler({
+            beta_schedule: "scaled_linear",
+          }),
+        },
+      }),
+    (e: Error) =>
+      e instanceof RangeError && e.message.includes("'beta_schedule'"),
+  );
+  await assert.rejects(
+    () =>
+      invert(model, image, inverse, {
+        numInferenceSteps: 5,
+        exact: {
+          forward: new DPMSolverMultistepScheduler({
+            algorithm_type: "sde-dpmsolver++",
+          }),
+        },
+      }),
+    (e: Error) =>
+      e instanceof RangeError && e.message.includes("'algorithm_type'") &&
+      e.message.includes("sde-dpmsolver++"),
+  );
+  await assert.rejects(
+    () =>
+      invert(model, image, inverse, {
+        numInferenceSteps: 5,
+        exact: {
+          forward: new DPMSolverMultistepScheduler({ solver_order: 3 }),
+        },
+      }),
+    (e: Error) =>
+      e instanceof RangeError && e.message.includes("'solver_order'"),
+  );
+  await assert.rejects(
+    () =>
+      invert(model, image, inverse, {
+        numInferenceSteps: 5,
+        exact: { forward: inverse as unknown as DPMSolverMultistepScheduler },
+      }),
+    (e: Error) =>
+      e instanceof TypeError && e.message.includes("'exact.forward'"),
+  );
+  for (
+    const [key, exact] of [
+      ["exact.tolerance", { tolerance: 0 }],
+      ["exact.maxIterations", { maxIterations: 0.5 }],
+      ["exact.maxSweeps", { maxSweeps: -1 }],
+      ["exact.andersonDepth", { andersonDepth: Number.NaN }],
+    ] as const
+  ) {
+    await assert.rejects(
+      () =>
+        invert(model, image, inverse, {
+          numInferenceSteps: 5,
+          exact: { forward: new DPMSolverMultistepScheduler(), ...exact },
+        }),
+      (e: Error) => e instanceof RangeError && e.message.includes(`'${key}'`),
+    );
+  }
+});
+
+Deno.test("exact inversion reports non-convergence without throwing and keeps the best iterate", async () => {
+  const forward = new DPMSolverMultistepScheduler({ solver_order: 2 });
+  const inverse = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
+  const model = schedulerModel(mixture, forward);
+  const iterations: number[] = [];
+  const result = await invert(model, image, inverse, {
+    numInferenceSteps: 10,
+    exact: {
+      forward,
+      maxIterations: 2,
+      maxSweeps: 0,
+      onIteration: ({ residual }) => void iterations.push(residual),
+    },
+  });
+  assert.equal(result.converged, false);
+  assert.ok(result.residuals.some((r) => r > 1e-6));
+  assert.ok(result.residuals.every(Number.isFinite));
+  assert.ok(result.sample.toFloat32Array().every(Number.isFinite));
+  // At most two model calls per step, plus the one at the clean sample.
+  assert.ok(result.modelCalls <= 2 * 10 + 1);
+  assert.ok(iterations.length > 0);
+  // A budget of calls stops it too.
+  const budget = await invert(model, image, inverse, {
+    numInferenceSteps: 10,
+    exact: { forward, maxModelCalls: 15 },
+  });
+  assert.equal(budget.converged, false);
+  assert.ok(budget.modelCalls <= 15 + 10);
+});
+
+Deno.test("maxAbs and dot reductions of the CPU and WASM kernels", () => {
+  const data = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i) * i);
+  const x = new Tensor(data, [2, 3, 4]);
+  const y = new Tensor(Float32Array.from(data, (v) => 1 - v), [2, 3, 4]);
+  const strided = x.permute([0, 2, 1]);
+  const maxAbs = data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let dot = 0;
+  data.forEach((v) => (dot += v * (1 - v)));
+  for (const kernels of [new CpuKernels(), new WasmKernels()]) {
+    assert.equal(kernels.maxAbs(x), maxAbs);
+    assert.equal(kernels.maxAbs(strided), maxAbs);
+    assert.ok(Math.abs(kernels.dot(x, y) - dot) < 1e-9 * Math.abs(dot));
+    assert.ok(Number.isNaN(kernels.maxAbs(Tensor.from([1, NaN, 2], [3]))));
+    const item = x.slice(0, 1, 2);
+    const itemMax = data.subarray(12).reduce(
+      (m, v) => Math.max(m, Math.abs(v)),
+      0,
+    );
+    assert.equal(kernels.maxAbs(item), itemMax);
+  }
+});
