@@ -18,6 +18,8 @@ import {
   DPMSolverMultistepInverseScheduler,
   DPMSolverMultistepScheduler,
   type GaussianMixture,
+  generate,
+  invert as invertLoop,
   type MultistepScheduler,
   parseConfigJson,
   readNpyTensor,
@@ -134,6 +136,9 @@ gaussian, 1000 float64 RK4 steps in lambda for the mixtures) and the reconstruct
   --input PATH          a float32 .npy to invert (default: samples drawn from the model)
   --count N             samples to draw without --input (default 512)
   --seed N              TorchGenerator seed for the samples (default 0)
+  --exact               invert exactly (issue 17): solve every forward step implicitly so that
+                        the forward pass gives the input back to float32 precision; prints the
+                        model calls and the largest step residual
 
 ${MODEL_HELP}
 ${SCHEDULER_HELP}`,
@@ -176,6 +181,7 @@ const OPTIONS = {
   input: { type: "string" },
   count: { type: "string" },
   seed: { type: "string" },
+  exact: { type: "boolean" },
 } as const;
 
 /** Which options each command takes (besides the scheduler options and --help). */
@@ -183,7 +189,7 @@ const COMMAND_OPTIONS: Record<Command, string[]> = {
   schedule: ["direction", "format"],
   invert: ["output", "model", "noise-level"],
   sample: ["output", "model", "noise-level"],
-  roundtrip: ["model", "noise-level", "input", "count", "seed"],
+  roundtrip: ["model", "noise-level", "input", "count", "seed", "exact"],
 };
 const SCHEDULER_OPTIONS = [
   "help",
@@ -740,13 +746,37 @@ async function roundtrip(
       `${count} samples drawn from the model (TorchGenerator seed ${seed})`;
   }
 
-  const invert = modelFor(model, inverse, { noiseLevel });
-  const noise = loop(inverse, invert, x0, "invert", io);
-  const sample = modelFor(model, forward, { noiseLevel });
-  const back = loop(forward, sample, noise, "sample", io);
+  let noise: Tensor;
+  let back: Tensor;
+  let exactLine: string | null = null;
+  let end = inverse.alphaSigmaAt(inverse.sigmas.length - 1);
+  if (values.exact) {
+    // The model of the forward pass, whose steps the exact inversion solves.
+    const sample = modelFor(model, forward, { noiseLevel });
+    const batched = x0.shape.length === 1 ? x0.reshape([x0.size, 1]) : x0;
+    const steps = inverse.numInferenceSteps!;
+    const inverted = await invertLoop(sample, batched, inverse, {
+      numInferenceSteps: steps,
+      exact: { forward },
+    });
+    noise = inverted.sample.reshape(x0.shape);
+    back = (await generate(sample, inverted.sample, forward, {
+      numInferenceSteps: steps,
+      startSigma: inverted.sigma,
+    })).reshape(x0.shape);
+    end = forward.alphaSigmaAt(0);
+    exactLine =
+      `exact inversion: ${inverted.modelCalls} model calls (plain: ${inverted.steps}), largest step residual ${
+        Math.max(...inverted.residuals).toExponential(2)
+      }${inverted.converged ? "" : " (did not reach the tolerance 1e-6)"}`;
+  } else {
+    const invert = modelFor(model, inverse, { noiseLevel });
+    noise = loop(inverse, invert, x0, "invert", io);
+    const sample = modelFor(model, forward, { noiseLevel });
+    back = loop(forward, sample, noise, "sample", io);
+  }
 
   const start = inverse.alphaSigmaAt(0);
-  const end = inverse.alphaSigmaAt(inverse.sigmas.length - 1);
   const exact = model.odeMap(x0.toFloat32Array(), start, end);
   const inversion = errors(noise.toFloat32Array(), exact);
   const reconstruction = errors(back.toFloat32Array(), x0.toFloat32Array());
@@ -771,6 +801,7 @@ async function roundtrip(
       `reconstruction vs the input:  max |error| ${
         fmt(reconstruction.max)
       }, RMS ${fmt(reconstruction.rms)}`,
+      ...(exactLine === null ? [] : [exactLine]),
       "",
     ].join("\n"),
   );

@@ -291,3 +291,24 @@ Deno.test("maxAbs and dot reductions of the CPU and WASM kernels", () => {
     assert.equal(kernels.maxAbs(item), itemMax);
   }
 });
+
+Deno.test("cli roundtrip --exact reconstructs to float32 precision and reports the calls", async () => {
+  const { main } = await import("../cli.ts");
+  const run = async (extra: string[]) => {
+    let stdout = "";
+    const code = await main(
+      ["roundtrip", "--steps", "10", "--count", "16", ...extra],
+      { stdout: (s) => (stdout += s), stderr: () => {}, isTerminal: false },
+    );
+    assert.equal(code, 0);
+    const max = Number(
+      /reconstruction vs the input: +max \|error\| (\S+),/.exec(stdout)![1],
+    );
+    return { stdout, max };
+  };
+  const exact = await run(["--exact"]);
+  assert.match(exact.stdout, /exact inversion: \d+ model calls \(plain: 10\)/);
+  assert.ok(exact.max < 2e-5, exact.stdout);
+  const plain = await run([]);
+  assert.ok(plain.max > 1e3 * exact.max);
+});
