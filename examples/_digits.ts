@@ -97,6 +97,11 @@ export interface Setting {
   karras: boolean;
   /** Inference steps, both ways. */
   steps: number;
+  /**
+   * Invert exactly (`invert`'s `exact` option, issue 17): the forward scheduler gives the input
+   * back to float32 precision.
+   */
+  exact?: boolean;
 }
 
 /** The inverse and forward schedulers of the model's config with a setting's order and sigmas. */
@@ -132,6 +137,8 @@ export interface RoundTrip {
   reconstruction: Tensor;
   /** PSNR of the reconstruction against the originals. */
   psnr: number;
+  /** Model calls of the inversion. */
+  modelCalls: number;
 }
 
 /**
@@ -158,6 +165,7 @@ export async function roundTrip(
     numInferenceSteps: setting.steps,
     classLabels: labels,
     onProgress: (p) => onProgress?.("invert", p),
+    ...(setting.exact ? { exact: { forward } } : {}),
   });
   const reconstruction = await generate(
     digits.model,
@@ -174,6 +182,7 @@ export async function roundTrip(
     noise: inverted.sample,
     reconstruction,
     psnr: psnr(images, reconstruction),
+    modelCalls: inverted.modelCalls,
   };
 }
 
@@ -197,12 +206,18 @@ export async function edit(
   options: EditOptions,
   onProgress?: Progress,
 ): Promise<Tensor> {
-  const { inverse, forward } = schedulers(digits.config, options);
+  // The regeneration ends at sigma(t = 0), where the inversion starts, for an exact inversion.
+  const { inverse, forward } = schedulers(
+    digits.config,
+    options,
+    options.exact ? "sigma_min" : "zero",
+  );
   const inverted = await invert(digits.model, images, inverse, {
     numInferenceSteps: options.steps,
     classLabels: labels,
     strength: options.strength,
     onProgress: (p) => onProgress?.("invert", p),
+    ...(options.exact ? { exact: { forward } } : {}),
   });
   return await generate(digits.model, inverted.sample, forward, {
     numInferenceSteps: options.steps,
