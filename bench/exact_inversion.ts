@@ -6,7 +6,8 @@
  * was unsolved, and the batch's total); then the class edits from exactly inverted noise judged by
  * the classifier, plain against exact.
  *
- *   deno task bench:exact [--count 50] [--edits 20] [--cap 10] [--only 25] [--json out.json]
+ *   deno task bench:exact [--count 50] [--edits 20] [--cap 10] [--steps 25,50,10] [--orders 1,2,3]
+ *     [--sigmas linspace,karras] [--only TEXT] [--no-cells] [--no-edits] [--json out.json]
  *
  * `--cap` bounds the exact inversion's model calls at cap × steps per cell (the issue's cost
  * target is 8×); `--only` keeps the cells whose label contains the text.
@@ -32,6 +33,10 @@ const { values } = parseArgs({
     only: { type: "string" },
     json: { type: "string" },
     "no-edits": { type: "boolean", default: false },
+    "no-cells": { type: "boolean", default: false },
+    steps: { type: "string", default: "25,50,10" },
+    orders: { type: "string", default: "1,2,3" },
+    sigmas: { type: "string", default: "linspace,karras" },
   },
 });
 const count = Number(values.count);
@@ -60,11 +65,12 @@ interface Cell {
   steps: number;
   guidance: number;
 }
+const list = (text: string) => text.split(",").map((v) => v.trim());
 const cells: Cell[] = [];
-for (const steps of [25, 50, 10]) {
-  for (const order of [1, 2, 3] as const) {
+for (const steps of list(values.steps).map(Number)) {
+  for (const order of list(values.orders).map(Number) as (1 | 2 | 3)[]) {
     if (order === 3 && steps === 10) continue;
-    for (const karras of [false, true]) {
+    for (const karras of list(values.sigmas).map((s) => s === "karras")) {
       for (const guidance of [1, 3]) {
         cells.push({ order, karras, steps, guidance });
       }
@@ -93,7 +99,7 @@ console.log(
   "cell                                         target  plain dB  calls  exact dB  median calls (×)  batch calls  max residual  s",
 );
 const rows: Record<string, unknown>[] = [];
-for (const cell of cells) {
+for (const cell of values["no-cells"] ? [] : cells) {
   if (values.only && !label(cell).includes(values.only)) continue;
   const started = performance.now();
   const { inverse, forward } = schedulers(digits.config, cell, "sigma_min");
