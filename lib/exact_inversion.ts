@@ -2,9 +2,10 @@
  * Exact inversion of the forward `DPMSolverMultistepScheduler`: the noise from which the ORDINARY
  * `generate` (same forward scheduler, same steps, conditioning and guidance) gives back the clean
  * sample to float32 precision. Each forward step is an implicit equation in the noisier sample,
- * solved by a preconditioned fixed point with per-item Anderson mixing; Gauss–Seidel sweeps over
- * the trajectory then make every step consistent with the multistep history its noisier
- * neighbours produce. Used through `invert(…, { exact: { forward } })`.
+ * solved by a fixed point preconditioned with the step's linear part and Anderson-mixed per batch
+ * item; sweeps over the trajectory then make every multistep step consistent with the history
+ * its noisier neighbours produce, the history itself Anderson-mixed from sweep to sweep. Used
+ * through `invert(…, { exact: { forward } })`; see `docs/exact_inversion.md`.
  *
  * @module
  */
