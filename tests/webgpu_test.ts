@@ -19,6 +19,7 @@ import {
   Tensor,
   type TensorView,
   WebGpuDeviceLostError,
+  WebGpuKernelError,
   WebGpuKernels,
   type WebGpuTensor,
   WebGpuUnavailableError,
@@ -983,6 +984,97 @@ gpuTest(
     const view = gpu.wrap(buffer, [16]);
     buffer.destroy();
     await assert.rejects(() => view.read(), /rejected the copy/);
+  },
+);
+
+// A device whose createShaderModule rewrites the code of the pipelines keyed `key`: the kernels
+// build, check and run them through their ordinary path.
+function breakingShaders(
+  device: GPUDevice,
+  key: string,
+  rewrite: (code: string) => string,
+): GPUDevice {
+  return new Proxy(device, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property === "createShaderModule") {
+        return (descriptor: GPUShaderModuleDescriptor) =>
+          target.createShaderModule(
+            descriptor.label === key
+              ? { ...descriptor, code: rewrite(descriptor.code) }
+              : descriptor,
+          );
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+gpuTest(
+  "a shader that does not compile, or a pipeline the device rejects, throws WebGpuKernelError naming the kernel",
+  async (gpu) => {
+    const cases: [string, (code: string) => string, RegExp][] = [
+      [
+        "compilation",
+        (code) => code.replace("t0[at(0u, i)] = t1", "t0[at(0u, i)] = t9"),
+        /its shader did not compile/,
+      ],
+      [
+        "validation",
+        (code) => code.replace("fn main(", "fn renamed("),
+        /validation error/,
+      ],
+    ];
+    for (const [kind, rewrite, message] of cases) {
+      const kernels = new WebGpuKernels(
+        breakingShaders(gpu.device, "copy_flat", rewrite),
+      );
+      const x = kernels.upload(Tensor.from([1, 2, 3, 4]));
+      const out = kernels.empty([4]);
+      kernels.copy(out, x); // WebGPU reports the error asynchronously
+      const named = (e: Error) =>
+        e instanceof WebGpuKernelError && e.kernel === "copy_flat" &&
+        e.kind === kind &&
+        /^Cannot read a WebGPU tensor back as the WebGPU kernel 'copy_flat' failed/
+          .test(e.message) &&
+        message.test(e.message);
+      await assert.rejects(() => out.read(), named);
+      // From then on, every call refuses work.
+      assert.throws(
+        () => kernels.copy(out, x),
+        (e: Error) =>
+          e instanceof WebGpuKernelError &&
+          /^Cannot run copy as/.test(e.message),
+      );
+      await assert.rejects(() => x.read(), WebGpuKernelError);
+      kernels.destroy();
+    }
+  },
+);
+
+gpuTest(
+  "a submit the device rejects throws WebGpuKernelError naming the kernel at readback",
+  async (gpu) => {
+    const kernels = new WebGpuKernels(gpu.device);
+    const buffer = gpu.device.createBuffer({
+      size: 64,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    });
+    const view = kernels.wrap(buffer, [16]);
+    const out = kernels.empty([16]);
+    kernels.copy(out, view); // warm: the pipeline exists, the submit is valid
+    await out.read();
+    buffer.destroy();
+    kernels.axpbyDiv(out, 2, view, 1, null, 1);
+    await assert.rejects(
+      () => out.read(),
+      (e: Error) =>
+        e instanceof WebGpuKernelError && e.kernel === "axpbydiv_1" &&
+        e.kind === "validation" &&
+        /the WebGPU kernel 'axpbydiv_1' failed \(the device reported a validation error/
+          .test(e.message),
+    );
+    kernels.destroy();
   },
 );
 

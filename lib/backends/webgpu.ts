@@ -45,6 +45,14 @@ import {
   scanShader,
   STATE_STRIDE,
 } from "./webgpu/threshold.ts";
+import { DeviceWatch } from "./webgpu/_device_watch.ts";
+import {
+  WebGpuDeviceLostError,
+  WebGpuKernelError,
+  WebGpuUnavailableError,
+} from "./webgpu/errors.ts";
+
+export { WebGpuDeviceLostError, WebGpuKernelError, WebGpuUnavailableError };
 
 /** Options of {@link requestWebGpuKernels} and {@link createWebGpuKernels}. */
 export interface WebGpuKernelsOptions {
@@ -67,27 +75,6 @@ export interface WebGpuKernelsOptions {
    * @default {device.limits.maxStorageBufferBindingSize}
    */
   maxStorageBufferBindingSize?: number;
-}
-
-/** Thrown by {@link createWebGpuKernels} where WebGPU has no adapter or device; catch it to fall back to the CPU. */
-export class WebGpuUnavailableError extends Error {
-  override name = "WebGpuUnavailableError";
-}
-
-/**
- * Thrown by every WebGPU kernel call and readback once the device is lost (destroyed, or lost by
- * the driver): no result read back after the loss is returned, and CPU tensors are never written.
- * Create new kernels (and upload the inputs again) to go on, or fall back to the CPU.
- */
-export class WebGpuDeviceLostError extends Error {
-  override name = "WebGpuDeviceLostError";
-  /** `"destroyed"` or `"unknown"`, from `GPUDeviceLostInfo.reason`. */
-  readonly reason: string;
-
-  constructor(message: string, reason: string, options?: ErrorOptions) {
-    super(message, options);
-    this.reason = reason;
-  }
 }
 
 /**
@@ -346,8 +333,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   #params = new ArrayBuffer(PARAMS_BYTES * MAX_DISPATCHES);
   #scratch: { hist: GPUBuffer; state: GPUBuffer; rows: number } | null = null;
   #nextId = 0;
-  #lost: GPUDeviceLostInfo | null = null;
-  #destroyed = false;
+  readonly #watch: DeviceWatch;
   readonly #stats: WebGpuStats = {
     buffersCreated: 0,
     pipelines: 0,
@@ -367,6 +353,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   ) {
     this.device = device;
     this.#ownsDevice = options.ownsDevice ?? false;
+    this.#watch = new DeviceWatch(device);
     this.#maxGroups = Math.min(
       device.limits.maxComputeWorkgroupsPerDimension,
       options.maxWorkgroupsPerDimension ?? Infinity,
@@ -382,7 +369,6 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       PARAMS_BYTES * MAX_DISPATCHES,
       UNIFORM | COPY_DST,
     );
-    device.lost.then((info) => (this.#lost ??= info));
   }
 
   /** What the backend has done so far (a copy). */
@@ -527,7 +513,15 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       failure = error as Error;
     }
     const rejected = await scope;
-    if (failure !== null || rejected !== null || this.#lost !== null) {
+    // Every error report of the work before the copy, first: a kernel the device rejected wrote
+    // nothing, and its output must not be read as data.
+    try {
+      await this.#watch.settle("read a WebGPU tensor back");
+    } catch (error) {
+      if (failure === null) staging.unmap();
+      throw error;
+    }
+    if (failure !== null || rejected !== null || this.#watch.lost !== null) {
       if (failure === null) staging.unmap();
       throw await this.#readFailure(rejected ?? failure);
     }
@@ -556,7 +550,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
    * requested the device itself, the device. Wrapped buffers and a shared device are left alone.
    */
   destroy(): void {
-    this.#destroyed = true;
+    this.#watch.destroy();
     for (const buffer of this.#created) buffer.destroy();
     this.#created.clear();
     this.#pool.clear();
@@ -796,7 +790,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
         groups: this.#groups(chunk.count),
       });
     }
-    this.#run(select.dispatches, [select.scratch[0].buffer]);
+    this.#run(name, select.dispatches, [select.scratch[0].buffer]);
   }
 
   // The radix select of dynamic thresholding: its dispatches (4 rounds of a histogram per window
@@ -902,16 +896,19 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       () => elementwiseShader(operands.length, view.flat, body),
     );
     const params = this.#clearParams(view.chunks.length);
-    this.#run(view.chunks.map((chunk, slot) => {
-      const block = params(slot);
-      writeChunk(block, chunk);
-      setCoef(block.coef);
-      return {
-        pipeline,
-        operands: chunk.operands,
-        groups: this.#groups(chunk.count),
-      };
-    }));
+    this.#run(
+      name,
+      view.chunks.map((chunk, slot) => {
+        const block = params(slot);
+        writeChunk(block, chunk);
+        setCoef(block.coef);
+        return {
+          pipeline,
+          operands: chunk.operands,
+          groups: this.#groups(chunk.count),
+        };
+      }),
+    );
   }
 
   // The operands' merged layout (dimensions that every operand walks contiguously are merged,
@@ -1061,27 +1058,8 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     void tensor.buffer; // throws once released
   }
 
-  // Throws once the device is lost or these kernels destroyed: work recorded then would be
-  // dropped by the device without a word.
   #alive(operation: string): void {
-    if (this.#lost !== null) throw this.#lostError(operation, this.#lost);
-    if (this.#destroyed) {
-      throw new Error(
-        `Cannot ${operation} as these WebGPU kernels were destroyed: create new ones`,
-      );
-    }
-  }
-
-  #lostError(
-    operation: string,
-    info: GPUDeviceLostInfo,
-  ): WebGpuDeviceLostError {
-    return new WebGpuDeviceLostError(
-      `Cannot ${operation} as the WebGPU device was lost (reason: ${info.reason}${
-        info.message ? `, "${info.message}"` : ""
-      }): create new kernels on a new device, or fall back to the CPU`,
-      info.reason,
-    );
+    this.#watch.alive(operation);
   }
 
   // The error of a failed readback: the device loss when that is the cause (the lost promise
@@ -1090,18 +1068,18 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     cause: GPUError | Error | null,
   ): Promise<Error> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const lost = this.#lost ?? await Promise.race([
+    const lost = this.#watch.lost ?? await Promise.race([
       this.device.lost,
       new Promise<null>((done) => (timer = setTimeout(() => done(null), 1000))),
     ]);
     clearTimeout(timer);
     if (lost !== null) {
-      this.#lost ??= lost;
-      const error = this.#lostError("read a WebGPU tensor back", lost);
+      this.#watch.noteLost(lost);
+      const error = this.#watch.lostError("read a WebGPU tensor back", lost);
       if (cause) error.cause = cause;
       return error;
     }
-    if (this.#destroyed) {
+    if (this.#watch.destroyed) {
       return new Error(
         "Cannot read a WebGPU tensor back as these WebGPU kernels were destroyed",
         { cause },
@@ -1136,18 +1114,23 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
     code: () => string,
   ): string {
     if (!this.#pipelines.has(key)) {
-      const module = this.device.createShaderModule({
-        label: key,
-        code: code(),
-      });
+      // Checked once, when first built: the module's compilation messages and the error scopes
+      // around its creation (a failure is thrown by the next call or readback).
       this.#pipelines.set(
         key,
-        this.device.createComputePipeline({
-          label: key,
-          layout: this.device.createPipelineLayout({
-            bindGroupLayouts: [this.#layout(storageBindings)],
-          }),
-          compute: { module, entryPoint: "main" },
+        this.#watch.scoped(key, () => {
+          const module = this.device.createShaderModule({
+            label: key,
+            code: code(),
+          });
+          this.#watch.compiled(key, module);
+          return this.device.createComputePipeline({
+            label: key,
+            layout: this.device.createPipelineLayout({
+              bindGroupLayouts: [this.#layout(storageBindings)],
+            }),
+            compute: { module, entryPoint: "main" },
+          });
         }),
       );
       this.#stats.pipelines++;
@@ -1242,28 +1225,33 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   // uniform buffer is rewritten by every call: queue.writeBuffer is ordered with submits, so
   // earlier submitted work still sees its own blocks.
   #run(
+    name: string,
     dispatches: readonly Dispatch[],
     clear: readonly GPUBuffer[] = [],
   ): void {
-    const { queue } = this.device;
-    queue.writeBuffer(
-      this.#uniforms,
-      0,
-      this.#params,
-      0,
-      this.#paramsUsed * PARAMS_BYTES,
-    );
-    const encoder = this.device.createCommandEncoder();
-    for (const buffer of clear) encoder.clearBuffer(buffer);
-    const pass = encoder.beginComputePass();
-    dispatches.forEach((d, slot) => {
-      pass.setPipeline(this.#pipelines.get(d.pipeline)!);
-      pass.setBindGroup(0, this.#bindGroup(slot, d.operands));
-      pass.dispatchWorkgroups(d.groups[0], d.groups[1]);
-      this.#stats.dispatches++;
-    });
-    pass.end();
-    this.#submit(encoder);
+    // In error scopes of its own: a dispatch the device rejects (a wrapped buffer its owner
+    // destroyed, an invalid pipeline) fails `name` at the next call or readback.
+    this.#watch.scoped(name, () => {
+      const { queue } = this.device;
+      queue.writeBuffer(
+        this.#uniforms,
+        0,
+        this.#params,
+        0,
+        this.#paramsUsed * PARAMS_BYTES,
+      );
+      const encoder = this.device.createCommandEncoder();
+      for (const buffer of clear) encoder.clearBuffer(buffer);
+      const pass = encoder.beginComputePass();
+      dispatches.forEach((d, slot) => {
+        pass.setPipeline(this.#pipelines.get(d.pipeline)!);
+        pass.setBindGroup(0, this.#bindGroup(slot, d.operands));
+        pass.dispatchWorkgroups(d.groups[0], d.groups[1]);
+        this.#stats.dispatches++;
+      });
+      pass.end();
+      this.#submit(encoder);
+    }, ["validation"]);
   }
 
   #submit(encoder: GPUCommandEncoder): void {
@@ -1291,7 +1279,11 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
   }
 
   #createBuffer(size: number, usage: number): GPUBuffer {
-    const buffer = this.device.createBuffer({ size, usage });
+    const buffer = this.#watch.scoped(
+      "createBuffer",
+      () => this.device.createBuffer({ size, usage }),
+      ["out-of-memory", "validation"],
+    );
     this.#created.add(buffer);
     this.#stats.buffersCreated++;
     return buffer;
