@@ -1,7 +1,6 @@
 // Shared fixtures of the kernel tests (tests/kernels_test.ts and the backend files): one seeded
 // generator of float32 test data, multistep coefficients of every order from real noise levels,
 // the model-output conversions, and the comparison every backend is held to.
-import assert from "node:assert/strict";
 import type { AlgorithmType, SolverType } from "../lib/config.ts";
 import type { ModelOutputConversion } from "../lib/kernels.ts";
 import {
@@ -80,14 +79,18 @@ export function assertSameBits(
   expected: Tensor,
   what: string,
 ): void {
-  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  if (actual.shape.join() !== expected.shape.join()) {
+    throw new Error(
+      `${what}: shape [${actual.shape}] differs from [${expected.shape}]`,
+    );
+  }
   const a = actual.contiguous().toFloat32Array();
   const e = expected.contiguous().toFloat32Array();
   const ab = new Uint32Array(a.buffer, a.byteOffset, a.length);
   const eb = new Uint32Array(e.buffer, e.byteOffset, e.length);
   for (let i = 0; i < a.length; i++) {
     if (ab[i] === eb[i] || (Number.isNaN(a[i]) && Number.isNaN(e[i]))) continue;
-    assert.fail(
+    throw new Error(
       `${what}: element ${i} is ${a[i]} (0x${ab[i]!.toString(16)}), expected ${
         e[i]
       } (0x${eb[i]!.toString(16)})`,

@@ -4,10 +4,12 @@
 import assert from "node:assert/strict";
 import {
   type BindingLimits,
+  bindingPlan,
   checkWindow,
   MAX_CHUNKS,
   type Operand,
   planChunks,
+  shareWindows,
   span,
   spansOverlap,
   workgroups,
@@ -230,5 +232,50 @@ Deno.test("thresholdPlan() has torch.quantile's ranks and four rounds of histogr
   assert.throws(
     () => thresholdPlan("threshold", [5, 2], 0.5, 2, chunks, 4),
     /batch size must be at most 4 on this device: current value is 5/,
+  );
+});
+
+Deno.test("bindingPlan() binds a written buffer writable everywhere, every operand there through one binding", () => {
+  const item = (i: number) => sliceLayout(contiguous([4, 64]), 0, i, i + 1);
+  // out = item 0 of buffer A; x aliases out; y is item 1 of A; z in buffer B; w aliases z.
+  const a = [item(0), item(0), item(1)].map((l) => ({ ...l, buffer: "A" }));
+  const b = [item(2), item(2)].map((l) => ({ ...l, buffer: "B" }));
+  const plan = bindingPlan<string>;
+  assert.deepEqual(plan([...a, ...b], 1), {
+    access: "wwwrr",
+    shared: [-1, 0, 0, -1, -1],
+  });
+  // Neighbours of 16 floats: disjoint elements, but one 256-byte alignment block.
+  const small = (i: number) => ({
+    ...sliceLayout(contiguous([4, 16]), 0, i, i + 1),
+    buffer: "A",
+  });
+  assert.deepEqual(plan([small(0), small(1), small(2)], 1).shared, [-1, 0, 0]);
+  assert.deepEqual(plan([small(0), { ...item(3), buffer: "C" }], 1), {
+    access: "wr",
+    shared: [-1, -1],
+  });
+});
+
+Deno.test("shareWindows() widens a binding over the operands sharing it, offsets relative to it", () => {
+  const limits = {
+    maxStorageBufferBindingSize: 1 << 20,
+    minStorageBufferOffsetAlignment: 256,
+  };
+  // out: floats 64…127 of A; x: floats 96…159 (overlapping).
+  const out = { ...contiguous([64], 64), buffer: "A" };
+  const x = { ...contiguous([64], 96), buffer: "A" };
+  const [chunk] = planChunks("t", [out, x], limits).chunks;
+  const { chunk: merged, bindings } = shareWindows(chunk!, [-1, 0], 1 << 20);
+  assert.equal(bindings.length, 1);
+  assert.deepEqual(bindings[0], { ...merged.operands[0] });
+  const [o, s] = merged.operands;
+  assert.equal(o!.start, s!.start);
+  assert.equal(o!.start / 4 + o!.offset, 64);
+  assert.equal(s!.start / 4 + s!.offset, 96);
+  assert.ok(o!.start + o!.bytes >= 160 * 4);
+  assert.throws(
+    () => shareWindows(chunk!, [-1, 0], 256),
+    /in one window of \d+ bytes: the device binds at most 256/,
   );
 });

@@ -808,15 +808,15 @@ gpuTest(
     ];
     for (const [kind, rewrite, message] of cases) {
       const kernels = new WebGpuKernels(
-        breakingShaders(gpu.device, "copy_flat", rewrite),
+        breakingShaders(gpu.device, "copy_flat_wr", rewrite),
       );
       const x = kernels.upload(Tensor.from([1, 2, 3, 4]));
       const out = kernels.empty([4]);
       kernels.copy(out, x); // WebGPU reports the error asynchronously
       const named = (e: Error) =>
-        e instanceof WebGpuKernelError && e.kernel === "copy_flat" &&
+        e instanceof WebGpuKernelError && e.kernel === "copy_flat_wr" &&
         e.kind === kind &&
-        /^Cannot read a WebGPU tensor back as the WebGPU kernel 'copy_flat' failed/
+        /^Cannot read a WebGPU tensor back as the WebGPU kernel 'copy_flat_wr' failed/
           .test(e.message) &&
         message.test(e.message);
       await assert.rejects(() => out.read(), named);

@@ -20,10 +20,12 @@ import { Tensor } from "../tensor.ts";
 import { BufferPool, USAGE } from "./webgpu/_buffer_pool.ts";
 import {
   type BindingLimits,
+  bindingPlan,
   type Bound,
   checkWindow,
   type Chunk,
   planChunks,
+  shareWindows,
   spansOverlap,
   workgroups,
 } from "./webgpu/_chunks.ts";
@@ -36,7 +38,11 @@ import {
   writeChunk,
   writeUpdateCoefficients,
 } from "./webgpu/_uniforms.ts";
-import { elementwiseShader, WORKGROUP_SIZE } from "./webgpu/_wgsl.ts";
+import {
+  bindingLayout,
+  elementwiseShader,
+  WORKGROUP_SIZE,
+} from "./webgpu/_wgsl.ts";
 import {
   WebGpuDeviceLostError,
   WebGpuKernelError,
@@ -171,6 +177,8 @@ export interface WebGpuStats {
 
 interface Dispatch {
   pipeline: string;
+  /** The storage bindings' access, `w` or `r` each (the pipeline's layout). */
+  layout: string;
   operands: readonly Bound<GPUBuffer>[];
   groups: readonly [number, number];
 }
@@ -497,6 +505,7 @@ export class WebGpuKernels implements WebGpuTensorKernels {
           9,
         );
       },
+      2,
     );
   }
 
@@ -527,12 +536,17 @@ export class WebGpuKernels implements WebGpuTensorKernels {
       [sample],
       noise,
     );
-    if (aliased) {
+    // The apply pass binds `out` as u32 words (see webgpu/threshold.ts), so it cannot lend its
+    // binding to an input in its buffer, nor can x0 share one: an input in the buffer of `out` or
+    // `x0` takes the separate kernels too.
+    const plan = bindingPlan([x0, out, ...operands], 2);
+    if (aliased || plan.shared.some((j) => j >= 0)) {
       this.threshold(x0, ratio, maxValue);
       this.multistep(out, sample, [x0, ...history], c, noise);
       return;
     }
     if (out.size === 0) return;
+    const inputs = plan.access.slice(2);
     this.#thresholdThenApply(
       name,
       [x0, out, ...operands],
@@ -542,9 +556,9 @@ export class WebGpuKernels implements WebGpuTensorKernels {
         this.#pipelines.pipeline(
           `threshold_update_o${c.order}${withNoise ? "_noise" : ""}_${
             flat ? "flat" : "strided"
-          }`,
-          operands.length + 4,
-          () => applyUpdateShader(flat, c.order, withNoise),
+          }_${inputs}`,
+          `wwww${inputs}`,
+          () => applyUpdateShader(flat, c.order, withNoise, inputs),
         ),
       (coef) => writeUpdateCoefficients(coef, c),
     );
@@ -561,7 +575,7 @@ export class WebGpuKernels implements WebGpuTensorKernels {
       (flat) =>
         this.#pipelines.pipeline(
           `threshold_apply_${flat ? "flat" : "strided"}`,
-          3,
+          "www",
           () => applyShader(flat),
         ),
       () => {},
@@ -617,16 +631,20 @@ export class WebGpuKernels implements WebGpuTensorKernels {
       this.#maxGroups,
     );
     const view = planChunks(name, tensors, this.#limits);
+    // x0 and the scratch buffers, then `out` (written) and the operands as their buffers allow.
+    const applyLayout = tensors.length === 1
+      ? "www"
+      : `wwww${bindingPlan(tensors, 2).access.slice(2)}`;
     const scratch = this.#thresholdScratch(batch);
     const key = items.flat ? "flat" : "strided";
     const histogram = this.#pipelines.pipeline(
       `threshold_hist_${key}`,
-      3,
+      "www",
       () => histogramShader(items.flat),
     );
     const scan = this.#pipelines.pipeline(
       `threshold_scan_${key}`,
-      3,
+      "www",
       () => scanShader(items.flat),
     );
     const apply = applyPipeline(view.flat);
@@ -637,6 +655,7 @@ export class WebGpuKernels implements WebGpuTensorKernels {
       block.meta.set([plan.perItem, step.pass, plan.below, plan.above], 3);
       return {
         pipeline: step.kind === "histogram" ? histogram : scan,
+        layout: "www",
         operands: [step.chunk.operands[0]!, ...scratch.bound],
         groups: step.groups,
       };
@@ -650,6 +669,7 @@ export class WebGpuKernels implements WebGpuTensorKernels {
       const [bound0, ...rest] = chunk.operands;
       dispatches.push({
         pipeline: apply,
+        layout: applyLayout,
         operands: [bound0!, ...scratch.bound, ...rest],
         groups: this.#groups(chunk.count),
       });
@@ -657,14 +677,16 @@ export class WebGpuKernels implements WebGpuTensorKernels {
     this.#run(name, dispatches, [scratch.hist]);
   }
 
-  // Element-wise kernel over out and inputs (all of out's shape): one dispatch per chunk of the
-  // chunk planner, all in one submit.
+  // Element-wise kernel over `out`, then `inputs` (all of out's shape; the first `writable - 1`
+  // of them written too): one dispatch per chunk of the chunk planner, all in one submit. An
+  // input aliasing a written operand is read through that operand's binding.
   #elementwise(
     name: string,
     out: WebGpuTensor,
     inputs: readonly WebGpuTensor[],
     body: string,
     setCoef: (coef: Float32Array) => void,
+    writable = 1,
   ): void {
     this.#check(name, out);
     for (const t of inputs) {
@@ -674,22 +696,29 @@ export class WebGpuKernels implements WebGpuTensorKernels {
     if (out.size === 0) return;
     const operands = [out, ...inputs];
     const view = planChunks(name, operands, this.#limits);
-    const key = `${name}_${view.flat ? "flat" : "strided"}`;
+    const plan = bindingPlan(operands, writable);
+    const layout = bindingLayout(plan);
+    const key = `${name}_${view.flat ? "flat" : "strided"}_${plan.access}${
+      plan.shared.some((j) => j >= 0) ? `_shared${plan.shared.join(",")}` : ""
+    }`;
     const pipeline = this.#pipelines.pipeline(
       key,
-      operands.length,
-      () => elementwiseShader(operands.length, view.flat, body),
+      layout,
+      () => elementwiseShader(operands.length, view.flat, body, plan),
     );
     const params = this.#uniforms.clear(view.chunks.length);
+    const limit = this.#limits.maxStorageBufferBindingSize;
     this.#run(
       name,
-      view.chunks.map((chunk: Chunk<GPUBuffer>, slot) => {
+      view.chunks.map((planned: Chunk<GPUBuffer>, slot) => {
+        const { chunk, bindings } = shareWindows(planned, plan.shared, limit);
         const block = params(slot);
         writeChunk(block, chunk);
         setCoef(block.coef);
         return {
           pipeline,
-          operands: chunk.operands,
+          layout,
+          operands: bindings,
           groups: this.#groups(chunk.count),
         };
       }),
@@ -733,7 +762,11 @@ export class WebGpuKernels implements WebGpuTensorKernels {
         pass.setPipeline(this.#pipelines.get(d.pipeline));
         pass.setBindGroup(
           0,
-          this.#pipelines.bindGroup(this.#uniforms.binding(slot), d.operands),
+          this.#pipelines.bindGroup(
+            d.layout,
+            this.#uniforms.binding(slot),
+            d.operands,
+          ),
         );
         pass.dispatchWorkgroups(d.groups[0], d.groups[1]);
         this.#counts.dispatches++;

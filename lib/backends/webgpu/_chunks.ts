@@ -278,3 +278,73 @@ export function checkWindow(
     );
   }
 }
+
+/**
+ * How a pass binds its operands, under WebGPU's rules: within one dispatch a buffer is bound
+ * either read-only everywhere, or writable everywhere with no two bindings overlapping (binding
+ * windows start at aligned offsets, so even disjoint views can overlap). `access` has one letter
+ * per operand: `w` (read-write: one of the first `writable` operands, which are written, or in a
+ * buffer one of them is in) or `r` (read-only). `shared[k]` is the earlier operand whose binding
+ * operand k reads through, or -1 for a binding of its own: in a written buffer, every operand
+ * goes through the binding of the first one there (`out` aliasing an input element for element,
+ * views side by side in one buffer), whose window covers them all.
+ */
+export interface BindingPlan {
+  access: string;
+  shared: number[];
+}
+
+/** The {@link BindingPlan} of `operands`, the first `writable` of them written. */
+export function bindingPlan<B>(
+  operands: readonly { readonly buffer: B }[],
+  writable: number,
+): BindingPlan {
+  const written = new Set(operands.slice(0, writable).map((o) => o.buffer));
+  let access = "";
+  const shared = operands.map((t, k) => {
+    const w = k < writable || written.has(t.buffer);
+    access += w ? "w" : "r";
+    return w ? operands.findIndex((o) => o.buffer === t.buffer) : -1;
+  }).map((first, k) => (first === k ? -1 : first));
+  return { access, shared };
+}
+
+/**
+ * `chunk` with each bound operand's window widened to cover the operands that share its binding
+ * (`shared` of a {@link BindingPlan}), every operand's offset made relative to its bound window,
+ * and the bindings of the dispatch: the operands that are not shared, in order.
+ *
+ * @throws {RangeError} A widened window beyond `maxBinding` bytes.
+ */
+export function shareWindows<B>(
+  chunk: Chunk<B>,
+  shared: readonly number[],
+  maxBinding: number,
+): { chunk: Chunk<B>; bindings: Bound<B>[] } {
+  if (shared.every((w) => w < 0)) {
+    return { chunk, bindings: chunk.operands as Bound<B>[] };
+  }
+  const operands = chunk.operands.map((o) => ({ ...o }));
+  operands.forEach((_, w) => {
+    const members = operands.filter((_, k) => k === w || shared[k] === w);
+    if (members.length === 1) return;
+    const lo = Math.min(...members.map((m) => m.start));
+    const hi = Math.max(...members.map((m) => m.start + m.bytes));
+    if (hi - lo > maxBinding) {
+      throw new RangeError(
+        `Cannot bind an operand and the inputs it aliases in one window of ${
+          hi - lo
+        } bytes: the device binds at most ${maxBinding} (maxStorageBufferBindingSize)`,
+      );
+    }
+    for (const m of members) {
+      m.offset += (m.start - lo) / 4;
+      m.start = lo;
+      m.bytes = hi - lo;
+    }
+  });
+  return {
+    chunk: { ...chunk, operands },
+    bindings: operands.filter((_, k) => shared[k]! < 0),
+  };
+}

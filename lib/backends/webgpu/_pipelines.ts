@@ -16,7 +16,7 @@ export class PipelineCache {
   readonly #device: GPUDevice;
   readonly #watch: DeviceWatch;
   readonly #pipelines = new Map<string, GPUComputePipeline>();
-  readonly #layouts = new Map<number, GPUBindGroupLayout>();
+  readonly #layouts = new Map<string, GPUBindGroupLayout>();
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   readonly #bufferIds = new WeakMap<GPUBuffer, number>();
   #nextId = 0;
@@ -27,10 +27,11 @@ export class PipelineCache {
   }
 
   /**
-   * The pipeline of `key`: binding 0 the uniform block, bindings 1…`storageBindings` storage
-   * buffers, entry point `main` of `code()` (called only when first built). Returns `key`.
+   * The pipeline of `key`: binding 0 the uniform block, then one storage binding per letter of
+   * `layout` (`w` read-write, `r` read-only), entry point `main` of `code()` (called only when
+   * first built). Returns `key`.
    */
-  pipeline(key: string, storageBindings: number, code: () => string): string {
+  pipeline(key: string, layout: string, code: () => string): string {
     if (!this.#pipelines.has(key)) {
       // Checked once, when first built: the module's compilation messages and the error scopes
       // around its creation (a failure is thrown by the next call or readback).
@@ -45,7 +46,7 @@ export class PipelineCache {
           return this.#device.createComputePipeline({
             label: key,
             layout: this.#device.createPipelineLayout({
-              bindGroupLayouts: [this.#layout(storageBindings)],
+              bindGroupLayouts: [this.#layout(layout)],
             }),
             compute: { module, entryPoint: "main" },
           });
@@ -61,12 +62,13 @@ export class PipelineCache {
     return this.#pipelines.get(key)!;
   }
 
-  /** The bind group of `operands` with the uniform block `uniform` (cached). */
+  /** The bind group of `operands` (bound as `layout` says) with the uniform block `uniform` (cached). */
   bindGroup(
+    layout: string,
     uniform: { buffer: GPUBuffer; offset: number; size: number },
     operands: readonly Bound<GPUBuffer>[],
   ): GPUBindGroup {
-    let key = `${this.#id(uniform.buffer)}:${uniform.offset}|`;
+    let key = `${layout}|${this.#id(uniform.buffer)}:${uniform.offset}|`;
     for (const o of operands) {
       key += `${this.#id(o.buffer)}:${o.start}:${o.bytes},`;
     }
@@ -74,7 +76,7 @@ export class PipelineCache {
     if (!group) {
       if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
       group = this.#device.createBindGroup({
-        layout: this.#layout(operands.length),
+        layout: this.#layout(layout),
         entries: [
           { binding: 0, resource: uniform },
           ...operands.map((o, k) => ({
@@ -93,23 +95,23 @@ export class PipelineCache {
     this.#bindGroups.clear();
   }
 
-  #layout(storageBindings: number): GPUBindGroupLayout {
-    let layout = this.#layouts.get(storageBindings);
+  #layout(access: string): GPUBindGroupLayout {
+    let layout = this.#layouts.get(access);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = [{
         binding: 0,
         visibility: COMPUTE,
         buffer: { type: "uniform" },
       }];
-      for (let k = 1; k <= storageBindings; k++) {
+      for (let k = 0; k < access.length; k++) {
         entries.push({
-          binding: k,
+          binding: k + 1,
           visibility: COMPUTE,
-          buffer: { type: "storage" },
+          buffer: { type: access[k] === "w" ? "storage" : "read-only-storage" },
         });
       }
       layout = this.#device.createBindGroupLayout({ entries });
-      this.#layouts.set(storageBindings, layout);
+      this.#layouts.set(access, layout);
     }
     return layout;
   }

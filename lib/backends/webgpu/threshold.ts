@@ -154,21 +154,23 @@ ${applyEntry(`t0[at(0u, i)] = ${stored("m0")};`)}`;
 /**
  * The apply pass fused with the multistep update: `x0` (t0) is thresholded in place as
  * {@link applyShader} does, and the update {@link updateBody} of `order` writes `out`. Operand
- * k ≥ 1 (out, as u32 words; x, m1, m2, then noise when `withNoise`) sits at binding k + 3, after the scratch
- * buffers; the update's coefficients are coef 0–8, the thresholding's coef 9–11.
+ * k ≥ 1 (out, read-write as u32 words; then x, m1, m2, and noise when `withNoise`, each
+ * read-write or read-only as `access` says, one letter each) sits at binding k + 3, after the
+ * scratch buffers; the update's coefficients are coef 0–8, the thresholding's coef 9–11.
  */
 export function applyUpdateShader(
   flat: boolean,
   order: 1 | 2 | 3,
   withNoise: boolean,
+  access: string,
 ): string {
   const operands = order + 1 + (withNoise ? 1 : 0);
   const extra = Array.from(
     { length: operands },
     (_, j) =>
-      `@group(0) @binding(${j + 4}) var<storage, read_write> t${j + 1}: array<${
-        j === 0 ? "u32" : "f32"
-      }>;`,
+      `@group(0) @binding(${j + 4}) var<storage, ${
+        j === 0 || access[j - 1] === "w" ? "read_write" : "read"
+      }> t${j + 1}: array<${j === 0 ? "u32" : "f32"}>;`,
   ).join("\n");
   return `${bindings(flat)}${extra}
 ${
