@@ -6,8 +6,23 @@
  * @module
  */
 
-/** Thrown by {@link createWebGpuKernels} where WebGPU has no adapter or device; catch it to fall back to the CPU. */
+/**
+ * Thrown by `createWebGpuKernels` where WebGPU has no adapter or device; catch it to fall back to
+ * the CPU.
+ *
+ * @example Fall back to the CPU
+ * ```ts
+ * import { createWebGpuKernels, WebGpuUnavailableError } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * try {
+ *   (await createWebGpuKernels()).destroy();
+ * } catch (error) {
+ *   assert.ok(error instanceof WebGpuUnavailableError);
+ * }
+ * ```
+ */
 export class WebGpuUnavailableError extends Error {
+  /** `"WebGpuUnavailableError"`. */
   override name = "WebGpuUnavailableError";
 }
 
@@ -15,13 +30,28 @@ export class WebGpuUnavailableError extends Error {
  * Thrown by every WebGPU kernel call and readback once the device is lost (destroyed, or lost by
  * the driver): no result read back after the loss is returned, and CPU tensors are never written.
  * Create new kernels (and upload the inputs again) to go on, or fall back to the CPU.
+ *
+ * @example After the device is destroyed
+ * ```ts
+ * import { createWebGpuKernels, Tensor, WebGpuDeviceLostError } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const gpu = await createWebGpuKernels().catch(() => null);
+ * if (gpu) {
+ *   const x = gpu.upload(Tensor.from([1, 2]));
+ *   gpu.device.destroy();
+ *   await assert.rejects(() => x.read(), WebGpuDeviceLostError);
+ * }
+ * ```
  */
 export class WebGpuDeviceLostError extends Error {
+  /** `"WebGpuDeviceLostError"`. */
   override name = "WebGpuDeviceLostError";
   /** `"destroyed"` or `"unknown"`, from `GPUDeviceLostInfo.reason`. */
   readonly reason: string;
 
   /**
+   * An error for a loss seen by `operation`.
+   *
    * @param message What failed and what to do.
    * @param reason `GPUDeviceLostInfo.reason`.
    * @param options The cause, if any.
@@ -40,8 +70,18 @@ export class WebGpuDeviceLostError extends Error {
  * report before returning data, so no result of a failed kernel is ever read back. The kernels
  * then refuse all work (the tensors they wrote are not to be trusted): create new kernels, or
  * fall back to the CPU.
+ *
+ * @example What a caller sees
+ * ```ts
+ * import { WebGpuKernelError } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const error = new WebGpuKernelError("Cannot run copy as …", "copy_flat_wr", "validation");
+ * assert.equal(error.name, "WebGpuKernelError");
+ * assert.equal(error.kernel, "copy_flat_wr");
+ * ```
  */
 export class WebGpuKernelError extends Error {
+  /** `"WebGpuKernelError"`. */
   override name = "WebGpuKernelError";
   /** The kernel the device rejected, e.g. `"threshold"` or a pipeline key `"threshold_apply_flat"`. */
   readonly kernel: string;
@@ -52,6 +92,8 @@ export class WebGpuKernelError extends Error {
   readonly kind: string;
 
   /**
+   * An error naming the kernel the device rejected.
+   *
    * @param message What failed and what to do.
    * @param kernel The kernel's name or pipeline key.
    * @param kind `"compilation"`, `"validation"`, `"out-of-memory"` or `"internal"`.

@@ -34,14 +34,32 @@ export interface WebGpuTensorKernels extends Kernels<WebGpuTensor> {
  * allocated it (and pools it on release).
  */
 export interface WebGpuStorage {
+  /** The buffer. */
   buffer: GPUBuffer;
+  /** Whether the kernels allocated it (then `release` pools it; else it is only forgotten). */
   owned: boolean;
+  /** Whether it was released: every view of it is then unusable. */
   released: boolean;
 }
 
 /**
  * A strided float32 view over a `GPUBuffer`: element `(i0, i1, …)` is float
  * `offset + Σ strides[k]·ik` of the buffer. Views made by `slice` share the buffer.
+ *
+ * @example Views share the device buffer
+ * ```ts
+ * import { requestWebGpuKernels, Tensor } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const gpu = await requestWebGpuKernels();
+ * if (gpu) {
+ *   const x = gpu.upload(Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]));
+ *   const column = x.permute([1, 0]).slice(0, 1, 2);
+ *   assert.deepEqual(column.shape, [1, 2]);
+ *   assert.deepEqual(Array.from((await column.read()).toFloat32Array()), [2, 5]);
+ *   x.release();
+ *   gpu.destroy();
+ * }
+ * ```
  */
 export class WebGpuTensor implements TensorView<WebGpuTensor> {
   /** The kernels this tensor belongs to (read by `kernelsFor`). */
