@@ -174,7 +174,7 @@ export function svgProblems(svg: string): string[] {
         `<${name}> is not an SVG element (HTML is not drawn in an SVG image)`,
       );
     }
-    const bad = /\s([\w:-]+)\s*=\s*["'][^"']*\b(NaN|Infinity)\b/.exec(
+    const bad = /\s([\w:-]+)\s*=\s*["'][^"']*(NaN|Infinity)/.exec(
       attributes!,
     );
     if (bad) problems.add(`<${name}> has ${bad[2]} in its ${bad[1]} attribute`);

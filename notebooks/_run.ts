@@ -61,7 +61,9 @@ async function execute(name: string): Promise<boolean> {
       "--execute",
       "--inplace",
       "--ExecutePreprocessor.kernel_name=deno",
-      "--ExecutePreprocessor.timeout=120",
+      // A cell of inversion.ipynb runs the digits model for about a minute alone, several on a
+      // loaded machine.
+      "--ExecutePreprocessor.timeout=900",
       // No per-cell timestamps, so a re-run leaves the files unchanged.
       "--ExecutePreprocessor.record_timing=False",
       name,
