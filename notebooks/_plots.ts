@@ -181,10 +181,12 @@ export function figureSvg(
   }
   const top = entries.length > 0 ? y + 16 : 30;
   const rows = Math.ceil(panels.length / cols);
+  // Panel titles get a line of their own above their panels.
+  const titled = panels.some((p) => p.title !== undefined) ? 20 : 0;
   const svgs = panels.map(({ title: panelTitle, ...options }, i) => {
     const [px, py] = [
       (i % cols) * (width + gap),
-      top + Math.floor(i / cols) * (height + gap),
+      top + titled + Math.floor(i / cols) * (height + gap + titled),
     ];
     const plot = Plot.plot({
       document,
@@ -193,9 +195,6 @@ export function figureSvg(
       marginLeft: 56,
       ...(entries.length > 0 ? { color } : {}),
       ...options,
-      ...(panelTitle === undefined
-        ? {}
-        : { marginTop: Math.max(28, options.marginTop ?? 0) }),
     }) as unknown as PlotElement;
     if (plot.tagName.toLowerCase() !== "svg") {
       throw new TypeError(
@@ -210,12 +209,12 @@ export function figureSvg(
     plot.setAttribute("y", String(py));
     const heading = panelTitle === undefined
       ? ""
-      : `<text x="${px + 56}" y="${
-        py + 14
-      }" font-size="13" font-weight="bold">${escapeXml(panelTitle)}</text>`;
+      : `<text x="${px}" y="${py - 4}" font-size="13" font-weight="bold">${
+        escapeXml(panelTitle)
+      }</text>`;
     return plot.outerHTML + heading;
   });
-  const totalHeight = top + rows * height + (rows - 1) * gap;
+  const totalHeight = top + rows * (height + titled) + (rows - 1) * gap;
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${totalWidth}" height="${totalHeight}" ` +
     `viewBox="0 0 ${totalWidth} ${totalHeight}" font-family="system-ui, sans-serif" font-size="10">` +
