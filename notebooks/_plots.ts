@@ -113,11 +113,12 @@ export const PALETTE = [
   "#9498a0",
 ];
 
-/** A legend entry: a series label, drawn as a line (dashed if asked) or a dot of its colour. */
+/** A legend entry: a series label, drawn as a line (dashed if asked), a dot or a square of its colour. */
 export type LegendEntry = string | {
   label: string;
   dashed?: boolean;
   dot?: boolean;
+  square?: boolean;
   color?: string;
 };
 
@@ -168,6 +169,10 @@ export function figureSvg(
     swatches.push(
       (entry.dot
         ? `<circle cx="${x + 10}" cy="${y}" r="4" fill="${colors[i]}"/>`
+        : entry.square
+        ? `<rect x="${x + 4}" y="${y - 6}" width="12" height="12" fill="${
+          colors[i]
+        }"/>`
         : `<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" stroke="${
           colors[i]
         }" stroke-width="3"${
