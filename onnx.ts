@@ -6,7 +6,7 @@
  *
  * @example Invert a digit and edit it to another class
  * ```ts ignore
- * import * as ort from "onnxruntime-node";
+ * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxDiffusionModel } from "@dpmsolver/scheduler/onnx";
  * import { DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler, generate, invert } from "@dpmsolver/scheduler";
  *

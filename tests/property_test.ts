@@ -2,7 +2,7 @@
 // whole inversion stays finite; random invalid configs throw the documented error types;
 // toJSON → fromConfig is the identity.
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@4.11.0";
 import { DPMSolverMultistepInverseScheduler, Tensor } from "../mod.ts";
 
 const validConfig = fc.record({

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as ort from "onnxruntime-node";
+import * as ort from "npm:onnxruntime-node@1.30.0";
 import type { DiffusionModel } from "../invert.ts";
 import { Tensor } from "../tensor.ts";
 
@@ -44,7 +44,7 @@ export interface OnnxDiffusionModelOptions {
  *
  * @example Load the digits model (needs `--allow-read --allow-env --allow-ffi`)
  * ```ts ignore
- * import * as ort from "onnxruntime-node";
+ * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxDiffusionModel } from "@dpmsolver/scheduler/onnx";
  * import { Tensor } from "@dpmsolver/scheduler";
  *
@@ -151,7 +151,7 @@ export function onnxDiffusionModel(
  *
  * @example
  * ```ts ignore
- * import * as ort from "onnxruntime-node";
+ * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxFunction } from "@dpmsolver/scheduler/onnx";
  *
  * const classify = onnxFunction(await ort.InferenceSession.create("reference/models/digits/classifier.onnx"));
