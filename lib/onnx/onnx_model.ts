@@ -48,7 +48,7 @@ export interface OnnxDiffusionModelOptions {
  * import { onnxDiffusionModel } from "@dpmsolver/scheduler/onnx";
  * import { Tensor } from "@dpmsolver/scheduler";
  *
- * const session = await ort.InferenceSession.create("reference/models/digits/unet.onnx");
+ * const session = await ort.InferenceSession.create("path/to/unet.onnx");
  * const model = onnxDiffusionModel(session, { nullClassLabel: 10 });
  * const eps = await model(Tensor.zeros([2, 1, 8, 8]), 500, Int32Array.of(3, 7), 3);
  * ```
@@ -154,7 +154,7 @@ export function onnxDiffusionModel(
  * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxFunction } from "@dpmsolver/scheduler/onnx";
  *
- * const classify = onnxFunction(await ort.InferenceSession.create("reference/models/digits/classifier.onnx"));
+ * const classify = onnxFunction(await ort.InferenceSession.create("path/to/classifier.onnx"));
  * const logits = await classify(images); // [B, 10]
  * ```
  */
