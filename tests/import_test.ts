@@ -71,3 +71,25 @@ console.log(JSON.stringify(eps.shape));
   assert.equal(code, 0, stderr);
   assert.deepEqual(JSON.parse(stdout), [1, 1, 8, 8]);
 });
+
+Deno.test("deno.lock pins exactly the npm packages the library, the CLI and the demo load", async () => {
+  // `deno task` installs every package of the configured lockfile before any task, so a tool in
+  // deno.lock would be downloaded by `deno task demo` (dev.lock and wasm/build.lock hold the rest).
+  const loaded = new Set<string>();
+  for (const entry of ["mod.ts", "onnx.ts", "cli.ts", "examples/digits.ts"]) {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", "--lock=deno.lock", "--frozen", entry],
+      cwd: root,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    const info = JSON.parse(new TextDecoder().decode(stdout));
+    for (const name of Object.keys(info.npmPackages)) loaded.add(name);
+  }
+  const lock = JSON.parse(
+    await Deno.readTextFile(new URL("deno.lock", root)),
+  );
+  assert.deepEqual(Object.keys(lock.npm ?? {}).sort(), [...loaded].sort());
+});
