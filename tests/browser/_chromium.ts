@@ -10,7 +10,7 @@
 //   await page.close(); await server.close(); await session.close();
 //
 // Tests are ignored where Chromium is missing (`ignore`), except under CI=true, where that fails.
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
 
 /** Debian's Chromium. */
 export const CHROMIUM = "/usr/bin/chromium";
