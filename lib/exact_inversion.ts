@@ -350,9 +350,9 @@ class ExactSolver {
     }
     // Sweeps over the trajectory, clean → noisy, a fixed-point iteration on the history: every
     // step re-checked against the history H (cached outputs, no model call) and re-solved where
-    // off tolerance (its Anderson columns kept: a new history or target shifts its map by a
-    // constant), giving the conversions S(H) of the solved samples; H is then Anderson-mixed per
-    // item from S(H) − H, which learns how strongly the steps' histories couple.
+    // off tolerance, from its best iterate so far (for a first-order solver, whose steps have no
+    // history, a restart of the steps that did not converge), giving the conversions S(H) of the
+    // solved samples; H is then Anderson-mixed per item from S(H) − H.
     const count = n - start;
     const B = this.#batch;
     const k = this.#k;
