@@ -28,6 +28,11 @@ import {
   TorchGenerator,
   writeNpy,
 } from "./mod.ts";
+import {
+  SIGMA_FAMILIES,
+  SIGMA_FAMILY_NAMES,
+  sigmaFamilyOf,
+} from "./lib/_sigma_families.ts";
 
 /** Where the CLI writes; all fields optional in {@link main}. */
 export interface CliIo {
@@ -139,12 +144,11 @@ ${MODEL_HELP}
 ${SCHEDULER_HELP}`,
 };
 
-const SIGMA_FAMILIES: Record<string, string | null> = {
-  default: null,
-  karras: "use_karras_sigmas",
-  exponential: "use_exponential_sigmas",
-  beta: "use_beta_sigmas",
-};
+// The families `--sigmas` offers: both directions have them and the built-in models need the
+// VP schedule, so neither Lu (forward only) nor flow sigmas.
+const CLI_SIGMA_FAMILIES = SIGMA_FAMILY_NAMES.filter((name) =>
+  !SIGMA_FAMILIES[name].forwardOnly && !SIGMA_FAMILIES[name].flow
+);
 
 /** Flags that set one config key: flag name → key. */
 const KEY_FLAGS = {
@@ -379,11 +383,11 @@ async function configFrom(
     const family = choiceFlag(
       "sigmas",
       values.sigmas,
-      Object.keys(SIGMA_FAMILIES),
+      ["default", ...CLI_SIGMA_FAMILIES],
       "default",
     );
-    for (const key of Object.values(SIGMA_FAMILIES)) {
-      if (key !== null) overrides[key] = key === SIGMA_FAMILIES[family];
+    for (const name of CLI_SIGMA_FAMILIES) {
+      overrides[SIGMA_FAMILIES[name].key] = name === family;
     }
   }
   for (const entry of values.set ?? []) {
@@ -567,15 +571,10 @@ function describe(scheduler: MultistepScheduler): string {
   const c = scheduler.config as MultistepScheduler["config"] & {
     final_sigmas_type?: string;
   };
-  const sigmas = c.use_karras_sigmas
-    ? "Karras"
-    : c.use_exponential_sigmas
-    ? "exponential"
-    : c.use_beta_sigmas
-    ? "beta"
-    : c.use_flow_sigmas
-    ? "flow"
-    : "interpolated";
+  const family = sigmaFamilyOf(c);
+  const sigmas = family === null
+    ? "interpolated"
+    : SIGMA_FAMILIES[family].label;
   const final = c.final_sigmas_type === undefined
     ? ""
     : `, final sigma ${c.final_sigmas_type}`;

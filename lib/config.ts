@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { enabledSigmaFamilies, SIGMA_FAMILIES } from "./_sigma_families.ts";
 
 /** How betas are laid over the training timesteps (diffusers' `beta_schedule`). */
 export type BetaSchedule = "linear" | "scaled_linear" | "squaredcos_cap_v2";
@@ -454,14 +455,9 @@ function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
       `'trained_betas' must hold 'num_train_timesteps' (${config.num_train_timesteps}) values: current length is ${config.trained_betas.length}`,
     );
   }
-  const families = ([
-    "use_karras_sigmas",
-    "use_exponential_sigmas",
-    "use_beta_sigmas",
-    "use_flow_sigmas",
-    "use_lu_lambdas",
-  ] as const)
-    .filter((k) => (config as Partial<DPMSolverMultistepConfig>)[k]);
+  const families = enabledSigmaFamilies(config).map((name) =>
+    SIGMA_FAMILIES[name].key
+  );
   if (families.length > 1) {
     fail(
       `at most one sigma family may be enabled: current value enables ${

@@ -16,16 +16,12 @@ import {
 import { sigmaFromAlphaCumprod } from "./noise_schedule.ts";
 import {
   arange,
-  betaSigmas,
-  exponentialSigmas,
   firstOccurrences,
   interpIndex,
-  karrasSigmas,
   linspace,
-  numpyLogSigmas,
   roundHalfEven,
-  sigmaToT,
 } from "./timesteps.ts";
+import { familySchedule, sigmaFamilyOf } from "./_sigma_families.ts";
 import {
   readPretrainedConfig,
   resolveForeignConfig,
@@ -132,39 +128,21 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
       }
     }
 
-    const train = this.trainSigmas;
-    // Every family but the default appends a copy of its last sigma; the default appends the
-    // noisiest timestep's sigma.
+    // Every family appends a copy of its last sigma; the default appends the noisiest
+    // timestep's sigma.
     let sigmas: Float64Array;
     let finalSigma: number;
-    if (
-      config.use_karras_sigmas || config.use_exponential_sigmas ||
-      config.use_beta_sigmas
-    ) {
-      const family = config.use_karras_sigmas
-        ? karrasSigmas
-        : config.use_exponential_sigmas
-        ? exponentialSigmas
-        : betaSigmas;
-      // diffusers names the ends sigma_min = in_sigmas[-1] and sigma_max = in_sigmas[0]; for the
-      // ascending training sigmas that makes "sigma_max" the smallest.
-      sigmas = family(train[train.length - 1]!, train[0]!, n);
-      const logSigmas = numpyLogSigmas(train);
-      const times = sigmas.map((s) => sigmaToT(s, logSigmas));
-      timesteps = config.use_karras_sigmas ? times.map(roundHalfEven) : times;
+    const family = sigmaFamilyOf(config);
+    if (family !== null) {
+      ({ sigmas, timesteps } = familySchedule(family, {
+        trainSigmas: this.trainSigmas,
+        descending: false,
+        flowShift: config.flow_shift,
+        roundTimesteps: true,
+      }, n));
       finalSigma = sigmas[sigmas.length - 1]!;
-    } else if (config.use_flow_sigmas) {
-      const shift = config.flow_shift;
-      const shifted = linspace(1, 1 / trainCount, n + 1)
-        .map((alpha) => 1 - alpha)
-        .map((s) => (shift * s) / (1 + (shift - 1) * s))
-        .reverse()
-        .subarray(0, n);
-      sigmas = shifted;
-      timesteps = shifted.map((s) => s * trainCount);
-      finalSigma = shifted[n - 1]!;
     } else {
-      sigmas = timesteps.map((t) => interpIndex(t, train));
+      sigmas = timesteps.map((t) => interpIndex(t, this.trainSigmas));
       finalSigma = sigmaFromAlphaCumprod(this.alphasCumprod[noisiest]!);
     }
 

@@ -4,6 +4,17 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { DPMSolverMultistepInverseScheduler, Tensor } from "../mod.ts";
+import {
+  SIGMA_FAMILIES,
+  SIGMA_FAMILY_NAMES,
+  type SigmaFamilyKey,
+  sigmaFamilyOf,
+} from "../lib/_sigma_families.ts";
+
+// The inverse scheduler's families on the VP schedule (flow sigmas run the other way).
+const INVERSE_VP_FAMILIES = SIGMA_FAMILY_NAMES.filter((name) =>
+  !SIGMA_FAMILIES[name].forwardOnly && !SIGMA_FAMILIES[name].flow
+);
 
 const validConfig = fc.record({
   num_train_timesteps: fc.integer({ min: 2, max: 1000 }),
@@ -21,15 +32,17 @@ const validConfig = fc.record({
   lower_order_final: fc.boolean(),
   euler_at_final: fc.boolean(),
   thresholding: fc.boolean(),
-  sigmas: fc.constantFrom("default", "karras", "exponential", "beta"),
+  sigmas: fc.constantFrom("default", ...INVERSE_VP_FAMILIES),
   lambda_min_clipped: fc.constantFrom(-Infinity, -5.1),
   timestep_spacing: fc.constantFrom("linspace", "leading", "trailing"),
   steps_offset: fc.integer({ min: 0, max: 1 }),
 }).map(({ sigmas, ...config }) => ({
   ...config,
-  use_karras_sigmas: sigmas === "karras",
-  use_exponential_sigmas: sigmas === "exponential",
-  use_beta_sigmas: sigmas === "beta",
+  ...Object.fromEntries(
+    INVERSE_VP_FAMILIES.map((
+      name,
+    ) => [SIGMA_FAMILIES[name].key, sigmas === name]),
+  ),
 }));
 
 const withSteps = validConfig.chain((config) =>
@@ -46,8 +59,13 @@ Deno.test("random valid configs give increasing timesteps and non-decreasing sig
       scheduler.setTimesteps(steps);
       const { timesteps, sigmas } = scheduler;
       assert.equal(sigmas.length, timesteps.length + 1);
-      // Exponential and beta sigmas truncate fractional timesteps, which may repeat an integer.
-      const strict = !config.use_exponential_sigmas && !config.use_beta_sigmas;
+      // Families whose timesteps are not rounded truncate fractional ones, which may repeat an
+      // integer.
+      const family = sigmaFamilyOf(
+        config as Partial<Record<SigmaFamilyKey, boolean>>,
+      );
+      const strict = family === null ||
+        SIGMA_FAMILIES[family].timesteps === "rounded";
       for (let i = 1; i < timesteps.length; i++) {
         assert.ok(
           strict
