@@ -30,7 +30,7 @@ export * from "./lib/backend.ts";
 export * from "./lib/backends/cpu.ts";
 export * from "./lib/backends/wasm.ts";
 export * from "./lib/backends/webgpu.ts";
-export * from "./lib/multistep_core.ts";
+export * from "./lib/multistep_scheduler.ts";
 export * from "./lib/multistep_inverse.ts";
 export * from "./lib/multistep.ts";
 export * from "./lib/random.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { MultistepScheduler } from "./multistep_core.ts";
+import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import type { Tensor } from "./tensor.ts";
 import type { DiffusionModel, LoopOptions } from "./invert.ts";
 

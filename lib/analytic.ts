@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { MultistepScheduler } from "./multistep_core.ts";
+import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import type { AlphaSigma } from "./noise_schedule.ts";
 import type { TorchGenerator } from "./random.ts";
 import { Tensor } from "./tensor.ts";

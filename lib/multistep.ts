@@ -13,7 +13,7 @@ import {
   type InferenceSchedule,
   MultistepScheduler,
   type StepOptions,
-} from "./multistep_core.ts";
+} from "./multistep_scheduler.ts";
 import { TorchGenerator } from "./random.ts";
 import { Tensor } from "./tensor.ts";
 import { formatShape, sameShape } from "./_shape.ts";

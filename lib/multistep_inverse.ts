@@ -12,7 +12,7 @@ import {
 import {
   type InferenceSchedule,
   MultistepScheduler,
-} from "./multistep_core.ts";
+} from "./multistep_scheduler.ts";
 import { sigmaFromAlphaCumprod } from "./noise_schedule.ts";
 import {
   arange,
