@@ -19,7 +19,6 @@ import {
   DPMSolverMultistepScheduler,
   type GaussianMixture,
   type MultistepScheduler,
-  parseConfigJson,
   readNpyTensor,
   resolveMultistepConfig,
   schedulerModel,
@@ -28,6 +27,7 @@ import {
   TorchGenerator,
   writeNpy,
 } from "./mod.ts";
+import { parseConfigJson } from "./lib/_config_file.ts";
 import {
   SIGMA_FAMILIES,
   SIGMA_FAMILY_NAMES,

@@ -4,12 +4,12 @@
  *
  * @module
  */
-import {
-  type ConfigSource,
-  type FromPretrainedOptions,
-  readConfigFile,
-  type SchedulerConfig,
+import type {
+  ConfigSource,
+  FromPretrainedOptions,
+  SchedulerConfig,
 } from "./config.ts";
+import { readConfigFile } from "./_config_file.ts";
 
 /** A scheduler's config resolver: `resolveConfig` or `resolveMultistepConfig`. */
 export type ConfigResolver<C extends SchedulerConfig> = (

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { show } from "./_describe.ts";
 import { enabledSigmaFamilies, SIGMA_FAMILIES } from "./_sigma_families.ts";
 
 /** How betas are laid over the training timesteps (diffusers' `beta_schedule`). */
@@ -476,114 +477,10 @@ function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
   }
 }
 
-/** Parses JSON as Python's `json` writes it, accepting the `NaN`, `Infinity` and `-Infinity` tokens. */
-export function parseConfigJson(
-  text: string,
-  file = "config",
-): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(
-      replaceNonFiniteTokens(text, false),
-      (_key, value) =>
-        typeof value === "string" && value.startsWith(NON_FINITE_MARK)
-          ? Number(value.slice(NON_FINITE_MARK.length))
-          : value,
-    );
-  } catch (error) {
-    throw new SyntaxError(
-      `Cannot read '${file}' as it is not valid JSON: ${
-        (error as Error).message
-      }`,
-    );
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new TypeError(
-      `Cannot read '${file}' as it must hold a JSON object: current value is ${
-        show(parsed)
-      }`,
-    );
-  }
-  return parsed as Record<string, unknown>;
-}
-
 /** Options of `fromPretrained`. */
 export interface FromPretrainedOptions {
   /** Folder inside `dir` holding `scheduler_config.json` (e.g. `"scheduler"` in a pipeline). */
   subfolder?: string;
-}
-
-/**
- * Reads and parses `scheduler_config.json` from `dir` (or `dir/subfolder`), as the schedulers'
- * `fromPretrained` do. Errors name the file.
- */
-export async function readConfigFile(
-  dir: string,
-  options: FromPretrainedOptions = {},
-): Promise<{ config: Record<string, unknown>; file: string }> {
-  const file = [dir, options.subfolder, "scheduler_config.json"].filter(Boolean)
-    .join("/");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (error) {
-    throw new Error(
-      `Cannot read the scheduler config '${file}': ${(error as Error).message}`,
-      {
-        cause: error,
-      },
-    );
-  }
-  return { config: parseConfigJson(text, file), file };
-}
-
-/** Serialises a config as diffusers writes it: sorted keys, 2-space indent, `-Infinity` tokens. */
-export function stringifyConfig(config: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(
-    Object.keys(config).sort().map((k) => [k, config[k]]),
-  );
-  const text = JSON.stringify(
-    sorted,
-    (_key, value) =>
-      typeof value === "number" && !Number.isFinite(value)
-        ? `${NON_FINITE_MARK}${value}`
-        : value,
-    2,
-  );
-  return replaceNonFiniteTokens(text, true) + "\n";
-}
-
-const NON_FINITE_MARK = "\u0000nonfinite:";
-
-// Swaps bare NaN/Infinity tokens (outside strings) for marked strings, or back.
-function replaceNonFiniteTokens(text: string, toTokens: boolean): string {
-  if (toTokens) {
-    return text.replace(/"\\u0000nonfinite:(-?Infinity|NaN)"/g, "$1");
-  }
-  let out = "";
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (inString) {
-      out += c;
-      if (c === "\\") out += text[++i] ?? "";
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') {
-      inString = true;
-      out += c;
-      continue;
-    }
-    const token = /^(-?Infinity|NaN)/.exec(text.slice(i, i + 9))?.[0];
-    if (token) {
-      out += JSON.stringify(`${NON_FINITE_MARK}${token}`);
-      i += token.length - 1;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 function closestKey(
@@ -626,11 +523,4 @@ function where(source: ConfigSource): string {
 
 function quote(value: string | null): string {
   return value === null ? "null" : `"${value}"`;
-}
-
-function show(value: unknown): string {
-  if (typeof value === "string") return `"${value}"`;
-  if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (typeof value === "object" && value !== null) return "an object";
-  return String(value);
 }

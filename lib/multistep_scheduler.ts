@@ -1,22 +1,20 @@
 /**
- * What the DPM-Solver multistep schedulers share: configuration, the training noise schedule,
- * the model-output history, model-output conversion, order selection and the step itself. A
- * subclass supplies only the direction-specific parts: the inference schedule and the rule that
- * picks the step index of the first `step`.
+ * `MultistepScheduler`, what the DPM-Solver multistep schedulers share: configuration, the
+ * training noise schedule, the model-output history and the step state machine. The formulas
+ * live in `solver.ts`, their memoized scalars in `_step_scalars.ts` and the history's buffers in
+ * `_buffer_recycler.ts`. A subclass supplies only the direction-specific parts: the inference
+ * schedule and the rule that picks the step index of the first `step`.
  *
  * @module
  */
 import { type AnyTensor, kernelsFor } from "./backend.ts";
+import { BufferRecycler } from "./_buffer_recycler.ts";
+import { writeConfigFile } from "./_config_file.ts";
 import { convertModelOutput } from "./_convert.ts";
-import {
-  type AlgorithmType,
-  DIFFUSERS_VERSION,
-  type SchedulerConfig,
-  stringifyConfig,
-} from "./config.ts";
+import { DIFFUSERS_VERSION, type SchedulerConfig } from "./config.ts";
 import type { TorchGenerator } from "./random.ts";
 import { formatShape, sameShape } from "./_shape.ts";
-import type { Kernels, ModelOutputConversion, TensorView } from "./kernels.ts";
+import type { Kernels, TensorView } from "./kernels.ts";
 import {
   alphasCumprodFrom,
   type AlphaSigma,
@@ -28,9 +26,12 @@ import {
 } from "./noise_schedule.ts";
 import {
   chooseOrder,
+  isDataPrediction,
+  modelOutputConversion,
   type MultistepCoefficients,
-  multistepCoefficients,
+  type WritableConversion,
 } from "./solver.ts";
+import { StepScalars } from "./_step_scalars.ts";
 
 /** Options of {@link MultistepScheduler.step}. */
 export interface StepOptions<T> {
@@ -110,29 +111,21 @@ export abstract class MultistepScheduler<
   #stepIndex: number | null = null;
   // The schedule `setTimesteps` built last, with its `scheduleKey`.
   #lastSchedule: { key: string; schedule: InferenceSchedule } | null = null;
-  // Buffers this scheduler allocated for converted outputs; only these are recycled.
-  #owned = new WeakSet<object>();
-  // Owned buffers of the history a new schedule dropped, reused by the next pass's first steps
-  // (so that repeated passes allocate nothing either; at most `solver_order` of them).
-  #spare: AnyTensor[] = [];
-  // The scalars of the hot path, memoized as pure functions of the sigma values, so that a step
-  // allocates nothing and a repeated schedule (`setTimesteps` with the same sigmas) reuses them.
-  // Per sigma index: [sigma they belong to, alpha_t, sigma_t, lambda]; a slot is valid while
-  // its sigma is `Object.is`-equal to `sigmas[index]`.
-  #points = new Float64Array(0);
-  // Per (step index, asked order): the update coefficients (`null`: a zero-length step), valid
-  // while the sigmas they were computed from (stored in `#coefficientSigmas`) are unchanged.
-  #coefficients: (MultistepCoefficients | null | undefined)[] = [];
-  #coefficientSigmas = new Float64Array(0);
-  // Reused per step: the conversion handed to a fused kernel and the history it reads.
-  #conversion: WritableConversion = { form: "copy", a: 1, b: 0, d: 1 };
+  #buffers: BufferRecycler;
+  #scalars: StepScalars;
+  // Reused per step: the converted outputs an update reads, newest first.
   #history: AnyTensor[] = [];
+  // Reused by thresholding under noise prediction (the x0 ↔ ε round trip).
+  #roundTrip: WritableConversion = { form: "copy", a: 1, b: 0, d: 1 };
 
   /** The diffusers class name this scheduler reproduces. */
   abstract get className(): string;
 
+  /** Builds the training schedule of a resolved, frozen `config`. */
   constructor(config: Readonly<C>) {
     this.config = config;
+    this.#buffers = new BufferRecycler(config.solver_order);
+    this.#scalars = new StepScalars(config);
     this.betas = betasFor(config);
     this.alphasCumprod = alphasCumprodFrom(this.betas);
     if (
@@ -213,12 +206,7 @@ export abstract class MultistepScheduler<
     this.timesteps = timesteps;
     this.sigmas = sigmas;
     this.numInferenceSteps = timesteps.length;
-    for (const m of this.modelOutputs) {
-      if (
-        m && this.#owned.has(m) && !this.#spare.includes(m) &&
-        this.#spare.length < this.config.solver_order
-      ) this.#spare.push(m);
-    }
+    this.#buffers.retire(this.modelOutputs);
     this.modelOutputs = new Array(this.config.solver_order).fill(null);
     this.lowerOrderNums = 0;
     this.#stepIndex = null;
@@ -347,54 +335,50 @@ export abstract class MultistepScheduler<
     const { solver_order: solverOrder, lower_order_final, euler_at_final } =
       this.config;
     const shortSchedule = lower_order_final && count < 15;
-    const lowerOrderFinal = index === count - 1 &&
-      (euler_at_final || shortSchedule || this.firstOrderFinal());
-    const lowerOrderSecond = index === count - 2 && shortSchedule;
-
-    const converted = this.#recycledBuffer(kernels, sample.shape);
     const order = chooseOrder({
       solverOrder,
       lowerOrderNums: this.lowerOrderNums,
-      lowerOrderFinal,
-      lowerOrderSecond,
+      lowerOrderFinal: index === count - 1 &&
+        (euler_at_final || shortSchedule || this.firstOrderFinal()),
+      lowerOrderSecond: index === count - 2 && shortSchedule,
     });
-    // One pass for the conversion and the update where the kernels offer it; with thresholding
-    // (which needs the quantile of the whole conversion first), clamp-and-divide and the update.
-    const fuse = this.config.thresholding
-      ? kernels.thresholdAndUpdate !== undefined &&
-        isDataPrediction(this.config.algorithm_type)
-      : kernels.convertAndUpdate !== undefined;
-    if (fuse) {
+    // Everything that can throw is checked before anything is written.
+    const noise = this.noiseFor(options, sample);
+    const coefficients = this.#coefficientsAt(order, index, noise);
+    const converted = this.#buffers.take(
+      kernels,
+      sample.shape,
+      this.modelOutputs,
+    );
+    // One pass for the conversion and the update where the kernels offer it (not for a
+    // zero-length step, which only converts).
+    const fused = coefficients !== null && this.#fuses(kernels);
+    if (fused) {
       this.#fusedStep(
         kernels,
         out,
         converted,
         meanOutput,
         sample,
-        order,
-        options,
+        coefficients,
+        noise,
         index,
       );
-      if (this.lowerOrderNums < solverOrder) this.lowerOrderNums++;
-      this.#stepIndex = index + 1;
-      return { prevSample: out };
+    } else {
+      this.#convertInto(kernels, converted, meanOutput, sample, index);
     }
-
-    this.#convertInto(kernels, converted, meanOutput, sample, index);
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
-
-    const noise = this.noiseFor(options, sample);
-    this.#update(
-      kernels,
-      out,
-      order,
-      this.modelOutputs as unknown as T[],
-      sample,
-      noise,
-      index,
-    );
-
+    if (!fused) {
+      this.#update(
+        kernels,
+        out,
+        coefficients,
+        this.modelOutputs as unknown as T[],
+        sample,
+        noise,
+      );
+    }
     if (this.lowerOrderNums < solverOrder) this.lowerOrderNums++;
     this.#stepIndex = index + 1;
     return { prevSample: out };
@@ -534,11 +518,7 @@ export abstract class MultistepScheduler<
 
   /** Writes `scheduler_config.json` into `dir` (created if missing), as diffusers writes it. */
   async saveConfig(dir: string): Promise<void> {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(
-      `${dir}/scheduler_config.json`,
-      stringifyConfig(this.toJSON()),
-    );
+    await writeConfigFile(dir, this.toJSON());
   }
 
   #currentIndex(operation: string): number {
@@ -567,71 +547,69 @@ export abstract class MultistepScheduler<
         `Cannot take a order-${order} update as 'modelOutputList' must hold at least ${order} outputs: current length is ${modelOutputList.length}`,
       );
     }
+    const index = this.#currentIndex("update");
+    const noiseOrNull = noise ?? null;
+    const coefficients = this.#coefficientsAt(order, index, noiseOrNull);
     const out = kernels.empty(sample.shape);
     this.#update(
       kernels,
       out,
-      order,
+      coefficients,
       modelOutputList,
       sample,
-      noise ?? null,
-      this.#currentIndex("update"),
+      noiseOrNull,
     );
     return out;
   }
 
-  // The update from sigmas[index] to sigmas[index + 1], reading the newest `order` outputs.
+  // The update to the next sigma, reading the newest outputs of `outputs` (oldest first); a
+  // zero-length step (`null`: equal sigmas) leaves the sample as it is, where diffusers' heun
+  // and third-order updates divide 0 by 0.
   #update<T extends TensorView<T>>(
     kernels: Kernels<T>,
     out: T,
-    order: 1 | 2 | 3,
-    modelOutputList: readonly T[],
+    coefficients: MultistepCoefficients | null,
+    outputs: readonly T[],
     sample: T,
     noise: T | null,
-    index: number,
   ): void {
-    const coefficients = this.#coefficientsAt(order, index, noise);
     if (coefficients === null) {
-      // A zero-length step (equal sigmas) leaves the sample as it is, where diffusers' heun and
-      // third-order updates divide 0 by 0.
       kernels.copy(out, sample);
       return;
     }
-    const n = modelOutputList.length;
-    const history = [
-      modelOutputList[n - 1]!,
-      modelOutputList[n - 2]!,
-      modelOutputList[n - 3]!,
-    ]
-      .slice(0, coefficients.order);
-    kernels.multistep(out, sample, history, coefficients, noise);
+    const history = this.#history as unknown as T[];
+    const n = outputs.length;
+    for (let k = 1; k <= coefficients.order; k++) history.push(outputs[n - k]!);
+    try {
+      kernels.multistep(out, sample, history, coefficients, noise);
+    } finally {
+      history.length = 0;
+    }
   }
 
-  // A whole step in one kernel call (conversion into `converted`, then the update), for kernels
-  // that offer it; with thresholding, the conversion and then one call for the thresholding's
-  // clamp-and-divide and the update. Everything that can throw is checked before anything is
-  // written; a zero-length step converts and copies the sample, as the separate way does.
+  // Whether the kernels take the conversion (or thresholding's last pass) and the update in one
+  // call.
+  #fuses<T extends TensorView<T>>(kernels: Kernels<T>): boolean {
+    return this.config.thresholding
+      ? kernels.thresholdAndUpdate !== undefined &&
+        isDataPrediction(this.config.algorithm_type)
+      : kernels.convertAndUpdate !== undefined;
+  }
+
+  // The conversion into `converted` and the update in one kernel call; with thresholding, the
+  // conversion and then one call for the thresholding's clamp-and-divide and the update. The
+  // history is still the previous step's (oldest first).
   #fusedStep<T extends TensorView<T>>(
     kernels: Kernels<T>,
     out: T,
     converted: T,
     modelOutput: T,
     sample: T,
-    order: 1 | 2 | 3,
-    options: StepOptions<T>,
+    coefficients: MultistepCoefficients,
+    noise: T | null,
     index: number,
   ): void {
-    const conversion = this.#conversionAt(index);
-    const noise = this.noiseFor(options, sample);
-    const coefficients = this.#coefficientsAt(order, index, noise);
     const outputs = this.modelOutputs as unknown as T[];
-    if (coefficients === null) {
-      this.#convertInto(kernels, converted, modelOutput, sample, index);
-      outputs.shift();
-      outputs.push(converted);
-      kernels.copy(out, sample);
-      return;
-    }
     const n = outputs.length;
     // The earlier converted outputs, newest first (the oldest slot is `converted`'s buffer).
     const history = this.#history as unknown as T[];
@@ -662,7 +640,7 @@ export abstract class MultistepScheduler<
           converted,
           sample,
           modelOutput,
-          conversion,
+          this.#scalars.conversion(this.sigmas, index),
           history,
           coefficients,
           noise,
@@ -671,8 +649,6 @@ export abstract class MultistepScheduler<
     } finally {
       history.length = 0;
     }
-    outputs.shift();
-    outputs.push(converted);
   }
 
   // The coefficients of an order-`order` update from sigmas[index] to sigmas[index + 1]
@@ -689,110 +665,17 @@ export abstract class MultistepScheduler<
         } earlier steps`,
       );
     }
-    const sigmas = this.sigmas;
-    const slot = 3 * index + order - 1;
-    if (this.#coefficients.length < 3 * sigmas.length) {
-      this.#coefficients = new Array(3 * sigmas.length);
-      this.#coefficientSigmas = new Float64Array(12 * sigmas.length);
-    }
-    const used = this.#coefficientSigmas;
-    let coefficients = this.#coefficients[slot];
-    let valid = coefficients !== undefined;
-    for (let j = 0; valid && j <= order; j++) {
-      valid = Object.is(used[4 * slot + j], sigmas[index + 1 - j]);
-    }
-    if (!valid) {
-      this.#coefficients[slot] = undefined;
-      const points: AlphaSigma[] = [];
-      const lambdas: number[] = [];
-      for (let j = 0; j <= order; j++) {
-        const at = this.#point(index + 1 - j);
-        const cache = this.#points;
-        points.push({ alphaT: cache[at + 1]!, sigmaT: cache[at + 2]! });
-        lambdas.push(cache[at + 3]!);
-        used[4 * slot + j] = sigmas[index + 1 - j]!;
-      }
-      coefficients = multistepCoefficients(
-        order,
-        this.config.algorithm_type,
-        this.config.solver_type,
-        points,
-        lambdas,
-      );
-      this.#coefficients[slot] = coefficients;
-    }
+    const coefficients = this.#scalars.coefficients(this.sigmas, order, index);
     if (coefficients && coefficients.e !== 0 && noise === null) {
       throw new TypeError(
         `Cannot step as 'algorithm_type' "${this.config.algorithm_type}" needs noise: pass 'varianceNoise' or 'generator'`,
       );
     }
-    return coefficients ?? null;
+    return coefficients;
   }
 
-  // The offset in `#points` of sigmas[index]'s [sigma, alpha_t, sigma_t, lambda], computed on
-  // first use (as `alphaSigmaAt` and `lambdaOf` compute them).
-  #point(index: number): number {
-    const sigma = this.sigmas[index]!;
-    if (this.#points.length < 4 * this.sigmas.length) {
-      this.#points = new Float64Array(4 * this.sigmas.length).fill(NaN);
-    }
-    const cache = this.#points;
-    const at = 4 * index;
-    if (!Object.is(cache[at], sigma) || cache[at + 3] !== cache[at + 3]) {
-      const point = sigmaToAlphaSigma(sigma, this.config.use_flow_sigmas);
-      cache[at] = sigma;
-      cache[at + 1] = point.alphaT;
-      cache[at + 2] = point.sigmaT;
-      cache[at + 3] = lambdaOf(point);
-    }
-    return at;
-  }
-
-  // diffusers' convert_model_output before thresholding, at sigmas[index], as one form of
-  // `axpbyDiv` or a copy (a shared object, rewritten per call).
-  #conversionAt(index: number): ModelOutputConversion {
-    const { algorithm_type, prediction_type } = this.config;
-    const at = this.#point(index);
-    const alphaT = this.#points[at + 1]!;
-    const sigmaT = this.#points[at + 2]!;
-    // One object, rewritten in place: this runs every step.
-    const c = this.#conversion;
-    if (isDataPrediction(algorithm_type)) {
-      switch (prediction_type) {
-        case "epsilon": // x0 = (x − σ_t·ε) / α_t
-          setConversion(c, "sample-first", 1, -sigmaT, alphaT);
-          break;
-        case "sample":
-          setConversion(c, "copy", 1, 0, 1);
-          break;
-        case "v_prediction": // x0 = α_t·x − σ_t·v
-          setConversion(c, "sample-first", alphaT, -sigmaT, 1);
-          break;
-        case "flow_prediction": // x0 = x − σ·v
-          setConversion(c, "sample-first", 1, -this.sigmas[index]!, 1);
-          break;
-      }
-      return c;
-    }
-    switch (prediction_type) {
-      case "epsilon":
-        setConversion(c, "copy", 1, 0, 1);
-        break;
-      case "sample": // ε = (x − α_t·x0) / σ_t
-        setConversion(c, "sample-first", 1, -alphaT, sigmaT);
-        break;
-      case "v_prediction": // ε = α_t·v + σ_t·x
-        setConversion(c, "model-first", alphaT, sigmaT, 1);
-        break;
-      case "flow_prediction":
-        throw new RangeError(
-          `Cannot convert the model output as 'prediction_type' "flow_prediction" needs a data-prediction 'algorithm_type'`,
-        );
-    }
-    return c;
-  }
-
-  // diffusers' convert_model_output into `out`, at sigmas[index].
+  // diffusers' convert_model_output into `out`, at sigmas[index], thresholded if configured
+  // (and `threshold`).
   #convertInto<T extends TensorView<T>>(
     kernels: Kernels<T>,
     out: T,
@@ -801,28 +684,40 @@ export abstract class MultistepScheduler<
     index: number,
     threshold = true,
   ): void {
-    const conversion = this.#conversionAt(index);
+    const scalars = this.#scalars;
+    const conversion = scalars.conversion(this.sigmas, index);
     convertModelOutput(kernels, out, sample, modelOutput, conversion);
     if (!threshold || !this.config.thresholding) return;
+    const { dynamic_thresholding_ratio: ratio, sample_max_value: maxValue } =
+      this.config;
     if (isDataPrediction(this.config.algorithm_type)) {
-      this.#threshold(kernels, out);
+      kernels.threshold(out, ratio, maxValue);
       return;
     }
-    // Threshold the implied x0, then turn it back into noise.
-    const at = this.#point(index);
-    const alphaT = this.#points[at + 1]!;
-    const sigmaT = this.#points[at + 2]!;
-    kernels.axpbyDiv(out, 1, sample, -sigmaT, out, alphaT);
-    this.#threshold(kernels, out);
-    kernels.axpbyDiv(out, 1, sample, -alphaT, out, sigmaT);
-  }
-
-  #threshold<T extends TensorView<T>>(kernels: Kernels<T>, x0: T): void {
-    kernels.threshold(
-      x0,
-      this.config.dynamic_thresholding_ratio,
-      this.config.sample_max_value,
+    // Threshold the implied x0 (DPM-Solver++'s conversion of ε), then turn it back into noise
+    // (DPM-Solver's conversion of x0).
+    const alphaT = scalars.alphaT(this.sigmas, index);
+    const sigmaT = scalars.sigmaT(this.sigmas, index);
+    const sigma = this.sigmas[index]!;
+    const toX0 = modelOutputConversion(
+      "dpmsolver++",
+      "epsilon",
+      alphaT,
+      sigmaT,
+      sigma,
+      this.#roundTrip,
     );
+    convertModelOutput(kernels, out, sample, out, toX0);
+    kernels.threshold(out, ratio, maxValue);
+    const toEpsilon = modelOutputConversion(
+      "dpmsolver",
+      "sample",
+      alphaT,
+      sigmaT,
+      sigma,
+      this.#roundTrip,
+    );
+    convertModelOutput(kernels, out, sample, out, toEpsilon);
   }
 
   // The model output's mean channels (a strided view for learned variance), after shape checks.
@@ -846,55 +741,4 @@ export abstract class MultistepScheduler<
       }: current value is ${formatShape(modelOutput.shape)}`,
     );
   }
-
-  // The oldest history buffer, reused once it drops out of the window, if we allocated it; else
-  // one the previous schedule's history left (same backend and shape), else a new one.
-  #recycledBuffer<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    shape: readonly number[],
-  ): T {
-    const outputs = this.modelOutputs;
-    const oldest = outputs[0];
-    if (
-      oldest && this.#owned.has(oldest) && kernels.owns(oldest) &&
-      sameShape(oldest.shape, shape) && outputs.indexOf(oldest, 1) < 0
-    ) {
-      return oldest as T;
-    }
-    const spare = this.#spare;
-    while (spare.length > 0) {
-      const buffer = spare.pop()!;
-      if (
-        kernels.owns(buffer) && sameShape(buffer.shape, shape) &&
-        outputs.indexOf(buffer) < 0
-      ) {
-        return buffer as T;
-      }
-    }
-    const buffer = kernels.empty(shape);
-    this.#owned.add(buffer);
-    return buffer;
-  }
-}
-
-type WritableConversion = {
-  -readonly [K in keyof ModelOutputConversion]: ModelOutputConversion[K];
-};
-
-function setConversion(
-  c: WritableConversion,
-  form: ModelOutputConversion["form"],
-  a: number,
-  b: number,
-  d: number,
-): void {
-  c.form = form;
-  c.a = a;
-  c.b = b;
-  c.d = d;
-}
-
-/** Whether the algorithm integrates the data prediction (DPM-Solver++). */
-export function isDataPrediction(algorithm: AlgorithmType): boolean {
-  return algorithm === "dpmsolver++" || algorithm === "sde-dpmsolver++";
 }

@@ -1,7 +1,7 @@
 // Loading diffusers' reference cases (reference/manifest.json, reference/inverse/<case>/) and the
 // stand-in model that produced them.
 import { f32 } from "../lib/_f32.ts";
-import { parseConfigJson } from "../lib/config.ts";
+import { parseConfigJson } from "../lib/_config_file.ts";
 import { readNpy, readNpyTensor } from "../lib/npy.ts";
 import { Tensor } from "../lib/tensor.ts";
 import {

@@ -4,10 +4,9 @@ import assert from "node:assert/strict";
 import {
   DEFAULT_CONFIG,
   DPMSolverMultistepInverseScheduler,
-  parseConfigJson,
   resolveConfig,
-  stringifyConfig,
 } from "../mod.ts";
+import { parseConfigJson, stringifyConfig } from "../lib/_config_file.ts";
 
 Deno.test("defaults are diffusers v0.37.0's", () => {
   const config = new DPMSolverMultistepInverseScheduler().config;
