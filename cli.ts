@@ -12,21 +12,22 @@
  */
 import { parseArgs } from "node:util";
 import {
+  DPMSolverMultistepInverseScheduler,
+  DPMSolverMultistepScheduler,
+  type MultistepScheduler,
+  type Tensor,
+  TorchGenerator,
+} from "./mod.ts";
+import {
   BUILTIN_ANALYTIC_MODELS,
   builtinAnalyticModel,
   type BuiltinAnalyticModelName,
-  DPMSolverMultistepInverseScheduler,
-  DPMSolverMultistepScheduler,
   type GaussianMixture,
-  type MultistepScheduler,
-  readNpyTensor,
-  resolveMultistepConfig,
   schedulerModel,
   type SchedulerModelOptions,
-  type Tensor,
-  TorchGenerator,
-  writeNpy,
-} from "./mod.ts";
+} from "./analytic.ts";
+import { readNpyTensor, writeNpy } from "./npy.ts";
+import { resolveMultistepConfig } from "./lib/config.ts";
 import { parseConfigJson } from "./lib/_config_file.ts";
 import {
   SIGMA_FAMILIES,

@@ -6,7 +6,7 @@
  */
 import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import type { Tensor } from "./tensor.ts";
-import type { DiffusionModel, LoopOptions } from "./invert.ts";
+import type { DiffusionModel, LoopOptions } from "./model.ts";
 
 /** Sets or checks the schedule, resets the state and counts the steps `strength` allows. */
 export function prepare(

@@ -68,7 +68,7 @@ export interface GaussianDataOptions {
  *
  * @example Exact predictions and the exact ODE map
  * ```ts
- * import { GaussianData } from "@dpmsolver/scheduler";
+ * import { GaussianData } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  *
  * const data = new GaussianData({ mean: 0.5, std: 0.3 });
@@ -89,7 +89,11 @@ export class GaussianData implements AnalyticModel {
   /** 1: every element on its own. */
   readonly dim = 1;
 
-  /** @throws {RangeError} A non-finite mean, or a standard deviation that is not positive. */
+  /**
+   * Gaussian data `N(mean, std²)` per element.
+   *
+   * @throws {RangeError} A non-finite mean, or a standard deviation that is not positive.
+   */
   constructor({ mean, std }: GaussianDataOptions) {
     if (!Number.isFinite(mean)) {
       throw new RangeError(
@@ -129,7 +133,8 @@ export class GaussianData implements AnalyticModel {
    *
    * @example
    * ```ts
-   * import { GaussianData, TorchGenerator } from "@dpmsolver/scheduler";
+   * import { TorchGenerator } from "@dpmsolver/scheduler";
+   * import { GaussianData } from "@dpmsolver/scheduler/analytic";
    * import assert from "node:assert/strict";
    * const x = new GaussianData({ mean: 2, std: 1e-3 }).sample([3], new TorchGenerator(0));
    * assert.ok(x.toFloat32Array().every((v) => Math.abs(v - 2) < 0.01));
@@ -178,7 +183,7 @@ export interface GaussianMixtureOptions {
  *
  * @example A two-component 2-D mixture
  * ```ts
- * import { GaussianMixture } from "@dpmsolver/scheduler";
+ * import { GaussianMixture } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  *
  * const mixture = new GaussianMixture({ weights: [1, 1], means: [[-1, 0], [1, 0]], variances: [0.01, 0.01] });
@@ -201,6 +206,8 @@ export class GaussianMixture implements AnalyticModel {
   readonly odeSteps: number;
 
   /**
+   * A mixture of isotropic Gaussian components with the given weights, means and variances.
+   *
    * @throws {RangeError} Empty or mismatched lists, non-positive weights or variances, means of
    *   unequal lengths, or a bad `odeSteps`.
    */
@@ -313,7 +320,8 @@ export class GaussianMixture implements AnalyticModel {
    *
    * @example
    * ```ts
-   * import { GaussianMixture, TorchGenerator } from "@dpmsolver/scheduler";
+   * import { TorchGenerator } from "@dpmsolver/scheduler";
+   * import { GaussianMixture } from "@dpmsolver/scheduler/analytic";
    * import assert from "node:assert/strict";
    * const mixture = new GaussianMixture({ weights: [1], means: [3], variances: [1e-6] });
    * const x = mixture.sample([2, 4], new TorchGenerator(0));
@@ -363,7 +371,7 @@ export interface ProbabilityFlowOptions {
  *
  * @example Against the closed form of Gaussian data
  * ```ts
- * import { GaussianData, integrateProbabilityFlow } from "@dpmsolver/scheduler";
+ * import { GaussianData, integrateProbabilityFlow } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  *
  * const data = new GaussianData({ mean: 0.5, std: 0.3 });
@@ -460,7 +468,8 @@ export function integrateProbabilityFlow(
  *
  * @example
  * ```ts
- * import { analyticPrediction, GaussianData, Tensor } from "@dpmsolver/scheduler";
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { analyticPrediction, GaussianData } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  *
  * const data = new GaussianData({ mean: 0, std: 1 });
@@ -520,7 +529,8 @@ export interface SchedulerModelOptions {
  *
  * @example Invert Gaussian data and compare with the exact ODE map
  * ```ts
- * import { DPMSolverMultistepInverseScheduler, GaussianData, schedulerModel, Tensor } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, Tensor } from "@dpmsolver/scheduler";
+ * import { GaussianData, schedulerModel } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  *
  * const data = new GaussianData({ mean: 0.5, std: 0.3 });
@@ -575,7 +585,8 @@ export function schedulerModel(
  *
  * @example
  * ```ts
- * import { alphaSigmaOfTimestep, DPMSolverMultistepInverseScheduler } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler } from "@dpmsolver/scheduler";
+ * import { alphaSigmaOfTimestep } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  * const { alphasCumprod } = new DPMSolverMultistepInverseScheduler();
  * const { alphaT, sigmaT } = alphaSigmaOfTimestep(alphasCumprod, 0);
@@ -609,7 +620,7 @@ export function alphaSigmaOfTimestep(
  *
  * @example
  * ```ts
- * import { convergenceOrder } from "@dpmsolver/scheduler";
+ * import { convergenceOrder } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  * const steps = [10, 20, 40];
  * assert.ok(Math.abs(convergenceOrder(steps, steps.map((n) => 3 / n ** 2)) - 2) < 1e-12);
@@ -707,7 +718,7 @@ export const BUILTIN_ANALYTIC_MODELS: readonly BuiltinAnalyticModelName[] =
  *
  * @example
  * ```ts
- * import { builtinAnalyticModel, GaussianMixture } from "@dpmsolver/scheduler";
+ * import { builtinAnalyticModel, GaussianMixture } from "@dpmsolver/scheduler/analytic";
  * import assert from "node:assert/strict";
  * const mixture = builtinAnalyticModel("mixture2d") as GaussianMixture;
  * assert.equal(mixture.dim, 2);

@@ -23,7 +23,9 @@ let tensorKernels: Kernels<Tensor> = cpuKernels;
  *
  * @example
  * ```ts
- * import { cpuKernels, kernelsFor, setTensorKernels, Tensor, WasmKernels } from "@dpmsolver/scheduler";
+ * import { setTensorKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
+ * import { cpuKernels, kernelsFor } from "./backend.ts";
  * import assert from "node:assert/strict";
  * const previous = setTensorKernels(new WasmKernels());
  * assert.equal(kernelsFor("step", Tensor.zeros([2])).name, "wasm");
@@ -47,7 +49,8 @@ export function setTensorKernels(
  *
  * @example
  * ```ts
- * import { kernelsFor, Tensor } from "@dpmsolver/scheduler";
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { kernelsFor } from "./backend.ts";
  * import assert from "node:assert/strict";
  * assert.equal(kernelsFor("sample", Tensor.zeros([2]), Tensor.zeros([2])).name, "cpu");
  * ```

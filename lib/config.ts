@@ -270,7 +270,7 @@ export interface ConfigSource {
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@dpmsolver/scheduler";
+ * import { resolveConfig } from "./config.ts";
  * import assert from "node:assert/strict";
  *
  * const config = resolveConfig({ solver_order: 3, algorithm_type: "deis" });
@@ -293,7 +293,7 @@ export function resolveConfig(
  *
  * @example
  * ```ts
- * import { resolveMultistepConfig } from "@dpmsolver/scheduler";
+ * import { resolveMultistepConfig } from "./config.ts";
  * import assert from "node:assert/strict";
  *
  * const config = resolveMultistepConfig({ use_lu_lambdas: true });

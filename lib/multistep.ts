@@ -69,6 +69,8 @@ export class DPMSolverMultistepScheduler
   #flowShift: number;
 
   /**
+   * A forward scheduler of `config`, validated and completed with diffusers' defaults.
+   *
    * @param config diffusers' config keys (snake_case); missing keys take diffusers' defaults.
    * @throws {TypeError} An unknown key (with the closest valid one) or a value of the wrong type.
    * @throws {RangeError} A value outside its allowed set; `final_sigmas_type` "zero" with a
@@ -186,10 +188,12 @@ export class DPMSolverMultistepScheduler
     this.#beginIndex = null;
   }
 
+  /** The step count and the flow shift in use (which `setTimesteps(n, { mu })` changes). */
   protected override scheduleKey(numInferenceSteps: number): string {
     return `${numInferenceSteps} ${this.#flowShift}`;
   }
 
+  /** diffusers' `set_timesteps`: `n` timesteps noisiest first, then the final sigma. */
   protected buildSchedule(n: number): InferenceSchedule {
     const { config } = this;
     const trainCount = config.num_train_timesteps;

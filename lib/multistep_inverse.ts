@@ -49,6 +49,8 @@ import {
  */
 export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
   /**
+   * An inverse scheduler of `config`, validated and completed with diffusers' defaults.
+   *
    * @param config diffusers' config keys (snake_case); missing keys take diffusers' defaults.
    * @throws {TypeError} An unknown key (with the closest valid one) or a value of the wrong type.
    * @throws {RangeError} A value outside its allowed set, or an SDE algorithm type.
@@ -100,6 +102,10 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
     return this.config.num_train_timesteps - 1 - this.clippedTimesteps();
   }
 
+  /**
+   * diffusers' inverse `set_timesteps`: `n` timesteps from 0 up to the noisiest one, repeated
+   * timesteps dropped, then the final sigma.
+   */
   protected buildSchedule(n: number): InferenceSchedule {
     const { config } = this;
     const noisiest = this.noisiestTimestep;

@@ -78,7 +78,25 @@ export interface InferenceSchedule {
   sigmas: Float32Array;
 }
 
-/** The direction-independent part of the DPM-Solver multistep schedulers. */
+/**
+ * The direction-independent part of the DPM-Solver multistep schedulers: what `invert`,
+ * `generate` and the analytic models accept as "a scheduler".
+ *
+ * @example Both schedulers share the schedule table
+ * ```ts
+ * import { DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler, type MultistepScheduler } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const schedulers: MultistepScheduler[] = [new DPMSolverMultistepInverseScheduler(), new DPMSolverMultistepScheduler()];
+ * for (const scheduler of schedulers) {
+ *   scheduler.setTimesteps(10);
+ *   const rows = scheduler.scheduleTable();
+ *   assert.equal(rows.length, 11);
+ *   // h is the step in lambda = log(alpha_t / sigma_t): negative up the noise, positive down.
+ *   assert.equal(Math.sign(rows[0]!.h), scheduler instanceof DPMSolverMultistepScheduler ? 1 : -1);
+ * }
+ * ```
+ */
 export abstract class MultistepScheduler<
   C extends SchedulerConfig = SchedulerConfig,
 > {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { expF32, f32, fmaF32, logF32, sqrtF32 } from "./_f32.ts";
+import { f32, fmaF32, logF32, sqrtF32 } from "./_f32.ts";
 import type { SchedulerConfig } from "./config.ts";
 
 /**
@@ -88,7 +88,7 @@ function configuredBetas(config: Readonly<SchedulerConfig>): Float32Array {
  *
  * @example
  * ```ts
- * import { rescaleZeroTerminalSnr, torchLinspaceF32 } from "@dpmsolver/scheduler";
+ * import { rescaleZeroTerminalSnr, torchLinspaceF32 } from "./noise_schedule.ts";
  * import assert from "node:assert/strict";
  * const betas = rescaleZeroTerminalSnr(torchLinspaceF32(0.0001, 0.02, 1000));
  * assert.equal(betas[999], 1);
@@ -159,5 +159,3 @@ export function sigmaToAlphaSigma(sigma: number, flow: boolean): AlphaSigma {
 export function lambdaOf({ alphaT, sigmaT }: AlphaSigma): number {
   return f32(logF32(alphaT) - logF32(sigmaT));
 }
-
-export { expF32 };

@@ -62,7 +62,8 @@ export type UpdatePoints = readonly AlphaSigma[];
  *
  * @example DDIM-equivalent first-order DPM-Solver++ step
  * ```ts
- * import { multistepCoefficients, sigmaToAlphaSigma } from "@dpmsolver/scheduler";
+ * import { multistepCoefficients } from "./solver.ts";
+ * import { sigmaToAlphaSigma } from "./noise_schedule.ts";
  * import assert from "node:assert/strict";
  *
  * const t = sigmaToAlphaSigma(2, false);
@@ -185,7 +186,7 @@ export function multistepCoefficients(
  *
  * @example
  * ```ts
- * import { chooseOrder } from "@dpmsolver/scheduler";
+ * import { chooseOrder } from "./solver.ts";
  * import assert from "node:assert/strict";
  * assert.equal(chooseOrder({ solverOrder: 3, lowerOrderNums: 1, lowerOrderFinal: false, lowerOrderSecond: false }), 2);
  * ```

@@ -1,11 +1,8 @@
 // The configuration contract: defaults, diffusers' compatibility remaps, and one row per rule
 // for bad values (error type and message fragment).
 import assert from "node:assert/strict";
-import {
-  DEFAULT_CONFIG,
-  DPMSolverMultistepInverseScheduler,
-  resolveConfig,
-} from "../mod.ts";
+import { DEFAULT_CONFIG, DPMSolverMultistepInverseScheduler } from "../mod.ts";
+import { resolveConfig } from "../lib/config.ts";
 import { parseConfigJson, stringifyConfig } from "../lib/_config_file.ts";
 
 Deno.test("defaults are diffusers v0.37.0's", () => {

@@ -3,16 +3,16 @@
 // schedulers on every case of reference/manifest.json, counting the steps bit-exact vs diffusers.
 import assert from "node:assert/strict";
 import {
-  cpuKernels,
   DPMSolverMultistepInverseScheduler,
   type ModelOutputConversion,
   type MultistepCoefficients,
-  multistepCoefficients,
   setTensorKernels,
-  sigmaToAlphaSigma,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { WasmKernels } from "../wasm.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { TorchGenerator } from "../lib/random.ts";
 import { convertThenUpdate } from "../lib/_convert.ts";
 import {

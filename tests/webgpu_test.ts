@@ -6,23 +6,25 @@
 import assert from "node:assert/strict";
 import {
   type AlgorithmType,
-  cpuKernels,
-  createWebGpuKernels,
   DPMSolverMultistepInverseScheduler,
   type Kernels,
   type ModelOutputConversion,
   type MultistepCoefficients,
-  multistepCoefficients,
-  requestWebGpuKernels,
-  sigmaToAlphaSigma,
   type SolverType,
   Tensor,
   type TensorView,
+} from "../mod.ts";
+import {
+  createWebGpuKernels,
+  requestWebGpuKernels,
   WebGpuDeviceLostError,
   WebGpuKernels,
   type WebGpuTensor,
   WebGpuUnavailableError,
-} from "../mod.ts";
+} from "../webgpu.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { adapterName, available, ignore, required } from "./_gpu.ts";
 import {
   cases,

@@ -31,7 +31,7 @@ export interface WasmKernelsOptions {
    *
    * @example Force the copy-in mode
    * ```ts
-   * import { WasmKernels } from "@dpmsolver/scheduler";
+   * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
    * import assert from "node:assert/strict";
    * const kernels = new WasmKernels({ resident: false });
    * assert.equal(kernels.isResident(kernels.empty([4])), false);
@@ -209,12 +209,8 @@ function lerpF32(start: number, end: number, weight: number): number {
  *
  * @example Step with the SIMD kernels, allocation-free
  * ```ts
- * import {
- *   DPMSolverMultistepInverseScheduler,
- *   setTensorKernels,
- *   Tensor,
- *   WasmKernels,
- * } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, setTensorKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
  * import assert from "node:assert/strict";
  *
  * const wasm = new WasmKernels();
@@ -574,7 +570,7 @@ export class WasmKernels implements Kernels<Tensor> {
    *
    * @example
    * ```ts
-   * import { WasmKernels } from "@dpmsolver/scheduler";
+   * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
    * import assert from "node:assert/strict";
    * const k = new WasmKernels();
    * const [out, conv, x, m, h] = Array.from({ length: 5 }, () => k.empty([8]));

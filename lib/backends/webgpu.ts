@@ -69,8 +69,29 @@ export interface WebGpuKernelsOptions {
   maxStorageBufferBindingSize?: number;
 }
 
-/** Thrown by {@link createWebGpuKernels} where WebGPU has no adapter or device; catch it to fall back to the CPU. */
+/**
+ * Thrown by {@link createWebGpuKernels} where WebGPU has no adapter or device; catch it to fall
+ * back to the CPU.
+ *
+ * @example Fall back when there is no GPU, and stop after the device is gone
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { createWebGpuKernels, WebGpuDeviceLostError, WebGpuUnavailableError } from "@dpmsolver/scheduler/webgpu";
+ * import assert from "node:assert/strict";
+ *
+ * try {
+ *   const gpu = await createWebGpuKernels();
+ *   const x = gpu.upload(Tensor.from([1, -2, 3, -4], [1, 4]));
+ *   gpu.device.destroy(); // as a driver reset would
+ *   await assert.rejects(x.read(), WebGpuDeviceLostError);
+ *   gpu.destroy();
+ * } catch (error) {
+ *   if (!(error instanceof WebGpuUnavailableError)) throw error;
+ * }
+ * ```
+ */
 export class WebGpuUnavailableError extends Error {
+  /** `"WebGpuUnavailableError"`. */
   override name = "WebGpuUnavailableError";
 }
 
@@ -78,12 +99,31 @@ export class WebGpuUnavailableError extends Error {
  * Thrown by every WebGPU kernel call and readback once the device is lost (destroyed, or lost by
  * the driver): no result read back after the loss is returned, and CPU tensors are never written.
  * Create new kernels (and upload the inputs again) to go on, or fall back to the CPU.
+ *
+ * @example A destroyed device fails every later readback
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { createWebGpuKernels, WebGpuDeviceLostError, WebGpuUnavailableError } from "@dpmsolver/scheduler/webgpu";
+ * import assert from "node:assert/strict";
+ *
+ * try {
+ *   const gpu = await createWebGpuKernels();
+ *   const x = gpu.upload(Tensor.from([1, -2, 3, -4], [1, 4]));
+ *   gpu.device.destroy(); // as a driver reset would
+ *   await assert.rejects(x.read(), WebGpuDeviceLostError);
+ *   gpu.destroy();
+ * } catch (error) {
+ *   if (!(error instanceof WebGpuUnavailableError)) throw error;
+ * }
+ * ```
  */
 export class WebGpuDeviceLostError extends Error {
+  /** `"WebGpuDeviceLostError"`. */
   override name = "WebGpuDeviceLostError";
   /** `"destroyed"` or `"unknown"`, from `GPUDeviceLostInfo.reason`. */
   readonly reason: string;
 
+  /** An error for a device lost for `reason`. */
   constructor(message: string, reason: string, options?: ErrorOptions) {
     super(message, options);
     this.reason = reason;
@@ -96,7 +136,8 @@ export class WebGpuDeviceLostError extends Error {
  *
  * @example Fall back to the CPU
  * ```ts
- * import { cpuKernels, requestWebGpuKernels } from "@dpmsolver/scheduler";
+ * import { requestWebGpuKernels } from "@dpmsolver/scheduler/webgpu";
+ * import { cpuKernels } from "../backend.ts";
  * import assert from "node:assert/strict";
  * const gpu = await requestWebGpuKernels();
  * assert.ok((gpu ?? cpuKernels).name === "webgpu" || gpu === null);
@@ -117,6 +158,23 @@ export async function requestWebGpuKernels(
  * WebGPU kernels on a new device, or on `options.device`.
  *
  * @throws {WebGpuUnavailableError} WebGPU is missing, or no adapter or device is available.
+ *
+ * @example Kernels on the default adapter, or the CPU
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { createWebGpuKernels, WebGpuDeviceLostError, WebGpuUnavailableError } from "@dpmsolver/scheduler/webgpu";
+ * import assert from "node:assert/strict";
+ *
+ * try {
+ *   const gpu = await createWebGpuKernels();
+ *   const x = gpu.upload(Tensor.from([1, -2, 3, -4], [1, 4]));
+ *   gpu.device.destroy(); // as a driver reset would
+ *   await assert.rejects(x.read(), WebGpuDeviceLostError);
+ *   gpu.destroy();
+ * } catch (error) {
+ *   if (!(error instanceof WebGpuUnavailableError)) throw error;
+ * }
+ * ```
  */
 export async function createWebGpuKernels(
   options: WebGpuKernelsOptions = {},
@@ -158,14 +216,33 @@ export async function createWebGpuKernels(
  * allocated it (and pools it on release).
  */
 export interface WebGpuStorage {
+  /** The device buffer. */
   buffer: GPUBuffer;
+  /** Whether the backend allocated it (and pools it on release). */
   owned: boolean;
+  /** Whether it went back to the pool (its views may no longer be used). */
   released: boolean;
 }
 
 /**
  * A strided float32 view over a `GPUBuffer`: element `(i0, i1, …)` is float
  * `offset + Σ strides[k]·ik` of the buffer. Views made by `slice` share the buffer.
+ *
+ * @example Views share the device buffer
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { requestWebGpuKernels } from "@dpmsolver/scheduler/webgpu";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestWebGpuKernels();
+ * if (gpu !== null) {
+ *   const x = gpu.upload(Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]));
+ *   const row = x.slice(0, 1, 2);
+ *   assert.deepEqual(row.shape, [1, 3]);
+ *   assert.deepEqual(Array.from((await gpu.read(row)).toFloat32Array()), [4, 5, 6]);
+ *   gpu.destroy();
+ * }
+ * ```
  */
 export class WebGpuTensor implements TensorView<WebGpuTensor> {
   /** The kernels this tensor belongs to (read by `kernelsFor`). */
@@ -309,7 +386,8 @@ const MAX_CHUNKS = 4096;
  *
  * @example Step on the device
  * ```ts
- * import { DPMSolverMultistepInverseScheduler, requestWebGpuKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, Tensor } from "@dpmsolver/scheduler";
+ * import { requestWebGpuKernels } from "@dpmsolver/scheduler/webgpu";
  * import assert from "node:assert/strict";
  * const gpu = await requestWebGpuKernels();
  * if (gpu) {
