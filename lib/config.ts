@@ -6,36 +6,53 @@
 import { show } from "./_describe.ts";
 import { enabledSigmaFamilies, SIGMA_FAMILIES } from "./_sigma_families.ts";
 
+// Each enum's values, written once: the type unions below and the validation rules read them.
+const BETA_SCHEDULES = [
+  "linear",
+  "scaled_linear",
+  "squaredcos_cap_v2",
+] as const;
+const PREDICTION_TYPES = [
+  "epsilon",
+  "sample",
+  "v_prediction",
+  "flow_prediction",
+] as const;
+const ALGORITHM_TYPES = [
+  "dpmsolver",
+  "dpmsolver++",
+  "sde-dpmsolver",
+  "sde-dpmsolver++",
+] as const;
+const SOLVER_TYPES = ["midpoint", "heun"] as const;
+const TIMESTEP_SPACINGS = ["linspace", "leading", "trailing"] as const;
+const VARIANCE_TYPES = [
+  null,
+  "learned",
+  "learned_range",
+  "fixed_small",
+  "fixed_small_log",
+  "fixed_large",
+  "fixed_large_log",
+] as const;
+const FINAL_SIGMAS_TYPES = ["zero", "sigma_min"] as const;
+const TIME_SHIFT_TYPES = ["exponential"] as const;
+
 /** How betas are laid over the training timesteps (diffusers' `beta_schedule`). */
-export type BetaSchedule = "linear" | "scaled_linear" | "squaredcos_cap_v2";
+export type BetaSchedule = typeof BETA_SCHEDULES[number];
 /** What the model predicts (diffusers' `prediction_type`). */
-export type PredictionType =
-  | "epsilon"
-  | "sample"
-  | "v_prediction"
-  | "flow_prediction";
+export type PredictionType = typeof PREDICTION_TYPES[number];
 /** DPM-Solver (noise prediction) or DPM-Solver++ (data prediction), ODE or SDE. */
-export type AlgorithmType =
-  | "dpmsolver"
-  | "dpmsolver++"
-  | "sde-dpmsolver"
-  | "sde-dpmsolver++";
+export type AlgorithmType = typeof ALGORITHM_TYPES[number];
 /** Second-order update rule. */
-export type SolverType = "midpoint" | "heun";
+export type SolverType = typeof SOLVER_TYPES[number];
 /** How inference timesteps are spaced over the training range (Table 2 of arXiv:2305.08891). */
-export type TimestepSpacing = "linspace" | "leading" | "trailing";
+export type TimestepSpacing = typeof TIMESTEP_SPACINGS[number];
 /**
  * `learned`/`learned_range` mark a model whose output carries a variance after the mean channels;
  * DDPM's `fixed_*` values (and `null`) mean a plain mean prediction.
  */
-export type VarianceType =
-  | "learned"
-  | "learned_range"
-  | "fixed_small"
-  | "fixed_small_log"
-  | "fixed_large"
-  | "fixed_large_log"
-  | null;
+export type VarianceType = typeof VARIANCE_TYPES[number];
 
 /**
  * Configuration of the DPM-Solver multistep schedulers, with diffusers' snake_case keys so that a
@@ -91,9 +108,9 @@ export interface SchedulerConfig {
 }
 
 /** The final sigma of the forward schedule: 0, or the smallest training sigma. */
-export type FinalSigmasType = "zero" | "sigma_min";
+export type FinalSigmasType = typeof FINAL_SIGMAS_TYPES[number];
 /** How `mu` shifts the flow sigmas with dynamic shifting (`flow_shift = exp(mu)`). */
-export type TimeShiftType = "exponential";
+export type TimeShiftType = typeof TIME_SHIFT_TYPES[number];
 
 /**
  * Configuration of the forward `DPMSolverMultistepScheduler`: every key of
@@ -172,10 +189,10 @@ type Rule =
 
 const RULES: Record<keyof DPMSolverMultistepConfig, Rule> = {
   use_lu_lambdas: { kind: "boolean" },
-  final_sigmas_type: { kind: "enum", allowed: ["zero", "sigma_min"] },
+  final_sigmas_type: { kind: "enum", allowed: FINAL_SIGMAS_TYPES },
   rescale_betas_zero_snr: { kind: "boolean" },
   use_dynamic_shifting: { kind: "boolean" },
-  time_shift_type: { kind: "enum", allowed: ["exponential"] },
+  time_shift_type: { kind: "enum", allowed: TIME_SHIFT_TYPES },
   num_train_timesteps: { kind: "int", min: 2 },
   beta_start: {
     kind: "number",
@@ -191,28 +208,22 @@ const RULES: Record<keyof DPMSolverMultistepConfig, Rule> = {
     minExclusive: true,
     maxExclusive: true,
   },
-  beta_schedule: {
-    kind: "enum",
-    allowed: ["linear", "scaled_linear", "squaredcos_cap_v2"],
-  },
+  beta_schedule: { kind: "enum", allowed: BETA_SCHEDULES },
   trained_betas: { kind: "betas" },
   solver_order: { kind: "int", min: 1, max: 3, allowed: [1, 2, 3] },
-  prediction_type: {
-    kind: "enum",
-    allowed: ["epsilon", "sample", "v_prediction", "flow_prediction"],
-  },
+  prediction_type: { kind: "enum", allowed: PREDICTION_TYPES },
   thresholding: { kind: "boolean" },
   dynamic_thresholding_ratio: { kind: "number", min: 0, max: 1 },
   sample_max_value: { kind: "number", min: 0, minExclusive: true },
   algorithm_type: {
     kind: "enum",
-    allowed: ["dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++"],
+    allowed: ALGORITHM_TYPES,
     // diffusers maps DEIS configs onto DPM-Solver++.
     remap: { deis: "dpmsolver++" },
   },
   solver_type: {
     kind: "enum",
-    allowed: ["midpoint", "heun"],
+    allowed: SOLVER_TYPES,
     // diffusers maps UniPC/DEIS solver types onto the midpoint rule.
     remap: { logrho: "midpoint", bh1: "midpoint", bh2: "midpoint" },
   },
@@ -224,22 +235,8 @@ const RULES: Record<keyof DPMSolverMultistepConfig, Rule> = {
   use_flow_sigmas: { kind: "boolean" },
   flow_shift: { kind: "number", min: 0, minExclusive: true },
   lambda_min_clipped: { kind: "number" },
-  variance_type: {
-    kind: "enum",
-    allowed: [
-      null,
-      "learned",
-      "learned_range",
-      "fixed_small",
-      "fixed_small_log",
-      "fixed_large",
-      "fixed_large_log",
-    ],
-  },
-  timestep_spacing: {
-    kind: "enum",
-    allowed: ["linspace", "leading", "trailing"],
-  },
+  variance_type: { kind: "enum", allowed: VARIANCE_TYPES },
+  timestep_spacing: { kind: "enum", allowed: TIMESTEP_SPACINGS },
   steps_offset: { kind: "int", min: 0 },
 };
 
