@@ -4,6 +4,7 @@
  * @module
  */
 import { CpuKernels } from "./backends/cpu.ts";
+import { describe } from "./_describe.ts";
 import type { Kernels, TensorView } from "./kernels.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -80,9 +81,4 @@ export function kernelsFor<T extends TensorView<T>>(
     kernels = own;
   }
   return kernels ?? (tensorKernels as unknown as Kernels<T>);
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== "object") return String(value);
-  return (value as object).constructor?.name ?? "object";
 }

@@ -11,7 +11,7 @@
  * @module
  */
 import { convertThenUpdate } from "../_convert.ts";
-import { f32 } from "../_f32.ts";
+import { f32, lerpF32, quantileRank } from "../_f32.ts";
 import { checkHistory, checkSameShape, sizeOf } from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
@@ -155,7 +155,7 @@ function quantileRanks(x: Tensor, ratio: number): QuantileRanks | null {
   const batch = x.shape.length === 0 ? 1 : x.shape[0]!;
   const perItem = batch === 0 ? 0 : x.size / batch;
   if (perItem === 0) return { batch, perItem, below: 0, weight: 0 };
-  const rank = f32(f32(ratio) * (perItem - 1));
+  const rank = quantileRank(ratio, perItem);
   const below = Math.trunc(rank);
   const weight = f32(rank - below);
   const inside = below >= 0 && below < perItem &&
@@ -191,14 +191,6 @@ function extent(t: Tensor): [number, number] {
     return [start, start + 4 * t.size];
   }
   return [t.data.byteOffset, t.data.byteOffset + t.data.byteLength];
-}
-
-// torch's lerp, as in backends/cpu.ts.
-function lerpF32(start: number, end: number, weight: number): number {
-  const diff = f32(end - start);
-  return Math.abs(weight) < 0.5
-    ? f32(start + f32(weight * diff))
-    : f32(end - f32(diff * f32(1 - weight)));
 }
 
 /**

@@ -8,6 +8,8 @@
  * @module
  */
 import { convertThenUpdate } from "../_convert.ts";
+import { describe } from "../_describe.ts";
+import { quantileRank } from "../_f32.ts";
 import {
   checkHistory,
   checkSameShape,
@@ -896,7 +898,7 @@ export class WebGpuKernels implements Kernels<WebGpuTensor> {
       );
     }
     // torch.quantile's rank and weight depend only on the sizes: host scalars.
-    const rank = Math.fround(Math.fround(ratio) * (perItem - 1));
+    const rank = quantileRank(ratio, perItem);
     const below = Math.trunc(rank);
     const weight = Math.fround(rank - below);
     const above = weight === 0 ? below : below + 1;
@@ -1465,9 +1467,4 @@ function pushTo(
   const list = pool.get(key);
   if (list) list.push(buffer);
   else pool.set(key, [buffer]);
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== "object") return String(value);
-  return (value as object).constructor?.name ?? "object";
 }
