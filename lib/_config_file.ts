@@ -63,6 +63,46 @@ export async function readConfigFile(
 }
 
 /**
+ * Reads a config from `path`: a `scheduler_config.json` itself, or a model folder holding one
+ * directly or in `scheduler/` (a pipeline's layout). Errors name the path.
+ */
+export async function readConfigPath(
+  path: string,
+): Promise<{ config: Record<string, unknown>; file: string }> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    throw new Error(
+      `Cannot read the config '${path}': ${
+        (error as Error).message
+      } (expected a scheduler_config.json or a model folder holding one)`,
+    );
+  }
+  if (!info.isDirectory) {
+    return {
+      config: parseConfigJson(await Deno.readTextFile(path), path),
+      file: path,
+    };
+  }
+  const subfolders = [undefined, "scheduler"];
+  const files = subfolders.map((sub) =>
+    [path, sub, "scheduler_config.json"].filter(Boolean).join("/")
+  );
+  for (let i = 0; i < files.length; i++) {
+    if (await Deno.stat(files[i]!).then((f) => f.isFile, () => false)) {
+      const subfolder = subfolders[i];
+      return await readConfigFile(path, subfolder ? { subfolder } : {});
+    }
+  }
+  throw new Error(
+    `Cannot find a scheduler config in the folder '${path}': expected ${
+      files.map((f) => `'${f}'`).join(" or ")
+    }`,
+  );
+}
+
+/**
  * Writes `config` to `dir/scheduler_config.json` (creating `dir` if missing), as diffusers
  * writes it.
  */
