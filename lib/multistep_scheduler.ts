@@ -19,6 +19,7 @@ import {
   alphasCumprodFrom,
   type AlphaSigma,
   betasFor,
+  checkNoiseSchedule,
   lambdaOf,
   sigmaToAlphaSigma,
   trainingLambdas,
@@ -153,6 +154,7 @@ export abstract class MultistepScheduler<
       this.alphasCumprod[this.alphasCumprod.length - 1] = 2 ** -24;
     }
     this.lambdaT = trainingLambdas(this.alphasCumprod);
+    checkNoiseSchedule(config, this.alphasCumprod, this.lambdaT);
     this.trainSigmas = trainingSigmas(this.alphasCumprod);
     this.timesteps = Int32Array.from(
       { length: config.num_train_timesteps },
