@@ -139,6 +139,17 @@ export function sigmaFamilyOf(
   return enabledSigmaFamilies(config)[0] ?? null;
 }
 
+/**
+ * Whether `config`'s sigmas are flow-matching sigmas (`alpha_t = 1 − sigma`, `sigma_t = sigma`)
+ * rather than VP ones.
+ */
+export function isFlowSchedule(
+  config: Readonly<Partial<Record<SigmaFamilyKey, unknown>>>,
+): boolean {
+  const family = sigmaFamilyOf(config);
+  return family !== null && SIGMA_FAMILIES[family].flow;
+}
+
 /** What {@link familySchedule} needs from a scheduler. */
 export interface FamilyScheduleContext {
   /** The float32 training sigmas, ascending. */

@@ -7,6 +7,7 @@
  * @module
  */
 import type { SchedulerConfig } from "./config.ts";
+import { isFlowSchedule } from "./_sigma_families.ts";
 import { lambdaOf, sigmaToAlphaSigma } from "./noise_schedule.ts";
 import type { AlphaSigma } from "./noise_schedule.ts";
 import {
@@ -20,6 +21,7 @@ import {
 /** The memo of one scheduler; entries are checked against the sigmas they were computed from. */
 export class StepScalars {
   readonly #config: Readonly<SchedulerConfig>;
+  readonly #flow: boolean;
   // Per sigma index: [sigma they belong to, alpha_t, sigma_t, lambda]; a slot is valid while
   // its sigma is `Object.is`-equal to `sigmas[index]`.
   #points = new Float64Array(0);
@@ -33,6 +35,7 @@ export class StepScalars {
   /** Scalars for a scheduler of `config` (its algorithm, solver, prediction and flow keys). */
   constructor(config: Readonly<SchedulerConfig>) {
     this.#config = config;
+    this.#flow = isFlowSchedule(config);
   }
 
   /** alpha_t of `sigmas[index]` (as `sigmaToAlphaSigma`). */
@@ -115,7 +118,7 @@ export class StepScalars {
     const cache = this.#points;
     const at = 4 * index;
     if (!Object.is(cache[at], sigma) || cache[at + 3] !== cache[at + 3]) {
-      const point = sigmaToAlphaSigma(sigma, this.#config.use_flow_sigmas);
+      const point = sigmaToAlphaSigma(sigma, this.#flow);
       cache[at] = sigma;
       cache[at + 1] = point.alphaT;
       cache[at + 2] = point.sigmaT;

@@ -20,6 +20,7 @@ import type { AlphaSigma } from "./noise_schedule.ts";
 import type { TorchGenerator } from "./random.ts";
 import { Tensor } from "./tensor.ts";
 import { formatShape } from "./_shape.ts";
+import { isFlowSchedule } from "./_sigma_families.ts";
 
 /** The prediction types an analytic model can output (VP parametrisations; no flow matching). */
 export type AnalyticPredictionType = "epsilon" | "sample" | "v_prediction";
@@ -553,7 +554,7 @@ export function schedulerModel(
   const { noiseLevel = "alphas_cumprod" } = options;
   const config = scheduler.config;
   const predictionType = options.predictionType ?? config.prediction_type;
-  if (config.use_flow_sigmas) {
+  if (isFlowSchedule(config)) {
     throw new RangeError(
       `Cannot make an analytic model for the scheduler as 'use_flow_sigmas' is not a VP schedule: current value is true`,
     );

@@ -33,6 +33,7 @@ import {
   type WritableConversion,
 } from "./solver.ts";
 import { StepScalars } from "./_step_scalars.ts";
+import { isFlowSchedule } from "./_sigma_families.ts";
 
 /** Options of {@link MultistepScheduler.step}. */
 export interface StepOptions<T> {
@@ -235,7 +236,7 @@ export abstract class MultistepScheduler<
 
   /** (alpha_t, sigma_t) of `sigmas[index]`. */
   alphaSigmaAt(index: number): AlphaSigma {
-    return sigmaToAlphaSigma(this.sigmas[index]!, this.config.use_flow_sigmas);
+    return sigmaToAlphaSigma(this.sigmas[index]!, isFlowSchedule(this.config));
   }
 
   /**
