@@ -10,11 +10,10 @@
 import { type AnyTensor, kernelsFor } from "./backend.ts";
 import { BufferRecycler } from "./_buffer_recycler.ts";
 import { writeConfigFile } from "./_config_file.ts";
-import { convertModelOutput } from "./_convert.ts";
 import { DIFFUSERS_VERSION, type SchedulerConfig } from "./config.ts";
 import type { TorchGenerator } from "./random.ts";
 import { formatShape, sameShape } from "./_shape.ts";
-import type { Kernels, TensorView } from "./kernels.ts";
+import type { TensorView } from "./kernels.ts";
 import {
   alphasCumprodFrom,
   type AlphaSigma,
@@ -25,14 +24,9 @@ import {
   trainingLambdas,
   trainingSigmas,
 } from "./noise_schedule.ts";
-import {
-  chooseOrder,
-  isDataPrediction,
-  modelOutputConversion,
-  type MultistepCoefficients,
-  type WritableConversion,
-} from "./solver.ts";
+import { chooseOrder, type MultistepCoefficients } from "./solver.ts";
 import { StepScalars } from "./_step_scalars.ts";
+import { meanOutput, StepKernels } from "./_step_kernels.ts";
 import { isFlowSchedule } from "./_sigma_families.ts";
 
 /** Options of {@link MultistepScheduler.step}. */
@@ -133,10 +127,7 @@ export abstract class MultistepScheduler<
   #lastSchedule: { key: string; schedule: InferenceSchedule } | null = null;
   #buffers: BufferRecycler;
   #scalars: StepScalars;
-  // Reused per step: the converted outputs an update reads, newest first.
-  #history: AnyTensor[] = [];
-  // Reused by thresholding under noise prediction (the x0 ↔ ε round trip).
-  #roundTrip: WritableConversion = { form: "copy", a: 1, b: 0, d: 1 };
+  #kernels: StepKernels;
 
   /** The diffusers class name this scheduler reproduces. */
   abstract get className(): string;
@@ -146,6 +137,7 @@ export abstract class MultistepScheduler<
     this.config = config;
     this.#buffers = new BufferRecycler(config.solver_order);
     this.#scalars = new StepScalars(config);
+    this.#kernels = new StepKernels(config, this.#scalars);
     this.betas = betasFor(config);
     this.alphasCumprod = alphasCumprodFrom(this.betas);
     if (
@@ -279,13 +271,14 @@ export abstract class MultistepScheduler<
       modelOutput,
       sample,
     );
-    const meanOutput = this.#checkModelOutput(modelOutput, sample);
+    const mean = meanOutput(modelOutput, sample, this.config.variance_type);
     const out = kernels.empty(sample.shape);
-    this.#convertInto(
+    this.#kernels.convert(
       kernels,
       out,
-      meanOutput,
+      mean,
       sample,
+      this.sigmas,
       this.#currentIndex("convert the model output"),
     );
     return out;
@@ -325,7 +318,7 @@ export abstract class MultistepScheduler<
       options.out,
       options.varianceNoise,
     );
-    const meanOutput = this.#checkModelOutput(modelOutput, sample);
+    const mean = meanOutput(modelOutput, sample, this.config.variance_type);
     if (options.out && !sameShape(options.out.shape, sample.shape)) {
       throw new TypeError(
         `Cannot step as 'out' must have the sample's shape ${
@@ -373,25 +366,28 @@ export abstract class MultistepScheduler<
     );
     // One pass for the conversion and the update where the kernels offer it (not for a
     // zero-length step, which only converts).
-    const fused = coefficients !== null && this.#fuses(kernels);
+    const step = this.#kernels;
+    const fused = coefficients !== null && step.fuses(kernels);
     if (fused) {
-      this.#fusedStep(
+      step.fused(
         kernels,
         out,
         converted,
-        meanOutput,
+        mean,
         sample,
+        this.modelOutputs as unknown as T[],
         coefficients,
         noise,
+        this.sigmas,
         index,
       );
     } else {
-      this.#convertInto(kernels, converted, meanOutput, sample, index);
+      step.convert(kernels, converted, mean, sample, this.sigmas, index);
     }
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
     if (!fused) {
-      this.#update(
+      step.update(
         kernels,
         out,
         coefficients,
@@ -572,7 +568,7 @@ export abstract class MultistepScheduler<
     const noiseOrNull = noise ?? null;
     const coefficients = this.#coefficientsAt(order, index, noiseOrNull);
     const out = kernels.empty(sample.shape);
-    this.#update(
+    this.#kernels.update(
       kernels,
       out,
       coefficients,
@@ -581,95 +577,6 @@ export abstract class MultistepScheduler<
       noiseOrNull,
     );
     return out;
-  }
-
-  // The update to the next sigma, reading the newest outputs of `outputs` (oldest first); a
-  // zero-length step (`null`: equal sigmas) leaves the sample as it is, where diffusers' heun
-  // and third-order updates divide 0 by 0.
-  #update<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    out: T,
-    coefficients: MultistepCoefficients | null,
-    outputs: readonly T[],
-    sample: T,
-    noise: T | null,
-  ): void {
-    if (coefficients === null) {
-      kernels.copy(out, sample);
-      return;
-    }
-    const history = this.#history as unknown as T[];
-    const n = outputs.length;
-    for (let k = 1; k <= coefficients.order; k++) history.push(outputs[n - k]!);
-    try {
-      kernels.multistep(out, sample, history, coefficients, noise);
-    } finally {
-      history.length = 0;
-    }
-  }
-
-  // Whether the kernels take the conversion (or thresholding's last pass) and the update in one
-  // call.
-  #fuses<T extends TensorView<T>>(kernels: Kernels<T>): boolean {
-    return this.config.thresholding
-      ? kernels.thresholdAndUpdate !== undefined &&
-        isDataPrediction(this.config.algorithm_type)
-      : kernels.convertAndUpdate !== undefined;
-  }
-
-  // The conversion into `converted` and the update in one kernel call; with thresholding, the
-  // conversion and then one call for the thresholding's clamp-and-divide and the update. The
-  // history is still the previous step's (oldest first).
-  #fusedStep<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    out: T,
-    converted: T,
-    modelOutput: T,
-    sample: T,
-    coefficients: MultistepCoefficients,
-    noise: T | null,
-    index: number,
-  ): void {
-    const outputs = this.modelOutputs as unknown as T[];
-    const n = outputs.length;
-    // The earlier converted outputs, newest first (the oldest slot is `converted`'s buffer).
-    const history = this.#history as unknown as T[];
-    for (let k = 1; k < coefficients.order; k++) history.push(outputs[n - k]!);
-    try {
-      if (this.config.thresholding) {
-        this.#convertInto(
-          kernels,
-          converted,
-          modelOutput,
-          sample,
-          index,
-          false,
-        );
-        kernels.thresholdAndUpdate!(
-          out,
-          converted,
-          sample,
-          this.config.dynamic_thresholding_ratio,
-          this.config.sample_max_value,
-          history,
-          coefficients,
-          noise,
-        );
-      } else {
-        kernels.convertAndUpdate!(
-          out,
-          converted,
-          sample,
-          modelOutput,
-          this.#scalars.conversion(this.sigmas, index),
-          history,
-          coefficients,
-          noise,
-        );
-      }
-    } finally {
-      history.length = 0;
-    }
   }
 
   // The coefficients of an order-`order` update from sigmas[index] to sigmas[index + 1]
@@ -693,73 +600,5 @@ export abstract class MultistepScheduler<
       );
     }
     return coefficients;
-  }
-
-  // diffusers' convert_model_output into `out`, at sigmas[index], thresholded if configured
-  // (and `threshold`).
-  #convertInto<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    out: T,
-    modelOutput: T,
-    sample: T,
-    index: number,
-    threshold = true,
-  ): void {
-    const scalars = this.#scalars;
-    const conversion = scalars.conversion(this.sigmas, index);
-    convertModelOutput(kernels, out, sample, modelOutput, conversion);
-    if (!threshold || !this.config.thresholding) return;
-    const { dynamic_thresholding_ratio: ratio, sample_max_value: maxValue } =
-      this.config;
-    if (isDataPrediction(this.config.algorithm_type)) {
-      kernels.threshold(out, ratio, maxValue);
-      return;
-    }
-    // Threshold the implied x0 (DPM-Solver++'s conversion of ε), then turn it back into noise
-    // (DPM-Solver's conversion of x0).
-    const alphaT = scalars.alphaT(this.sigmas, index);
-    const sigmaT = scalars.sigmaT(this.sigmas, index);
-    const sigma = this.sigmas[index]!;
-    const toX0 = modelOutputConversion(
-      "dpmsolver++",
-      "epsilon",
-      alphaT,
-      sigmaT,
-      sigma,
-      this.#roundTrip,
-    );
-    convertModelOutput(kernels, out, sample, out, toX0);
-    kernels.threshold(out, ratio, maxValue);
-    const toEpsilon = modelOutputConversion(
-      "dpmsolver",
-      "sample",
-      alphaT,
-      sigmaT,
-      sigma,
-      this.#roundTrip,
-    );
-    convertModelOutput(kernels, out, sample, out, toEpsilon);
-  }
-
-  // The model output's mean channels (a strided view for learned variance), after shape checks.
-  #checkModelOutput<T extends TensorView<T>>(modelOutput: T, sample: T): T {
-    const learned = this.config.variance_type === "learned" ||
-      this.config.variance_type === "learned_range";
-    if (sameShape(modelOutput.shape, sample.shape)) return modelOutput;
-    const channels = sample.shape[1];
-    const doubled = learned && channels !== undefined &&
-      modelOutput.shape.length === sample.shape.length &&
-      modelOutput.shape.every((
-        n,
-        i,
-      ) => (i === 1 ? n === 2 * channels : n === sample.shape[i]));
-    if (doubled) return modelOutput.slice(1, 0, channels);
-    throw new TypeError(
-      `Cannot step as 'modelOutput' must have the sample's shape ${
-        formatShape(sample.shape)
-      }${
-        learned ? " (or twice its channels, for a learned variance)" : ""
-      }: current value is ${formatShape(modelOutput.shape)}`,
-    );
   }
 }
