@@ -41,19 +41,27 @@ export {
 } from "./lib/multistep_scheduler.ts";
 export { Tensor } from "./lib/tensor.ts";
 export {
+  ALGORITHM_TYPES,
   type AlgorithmType,
+  BETA_SCHEDULES,
   type BetaSchedule,
   DEFAULT_CONFIG,
   DIFFUSERS_VERSION,
   type DPMSolverMultistepConfig,
+  FINAL_SIGMAS_TYPES,
   type FinalSigmasType,
   type FromPretrainedOptions,
   MULTISTEP_DEFAULT_CONFIG,
+  PREDICTION_TYPES,
   type PredictionType,
   type SchedulerConfig,
+  SOLVER_TYPES,
   type SolverType,
+  TIME_SHIFT_TYPES,
   type TimeShiftType,
+  TIMESTEP_SPACINGS,
   type TimestepSpacing,
+  VARIANCE_TYPES,
   type VarianceType,
 } from "./lib/config.ts";
 export { type InversionResult, invert } from "./lib/invert.ts";

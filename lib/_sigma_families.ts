@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { DPMSolverMultistepConfig } from "./config.ts";
 import {
   betaSigmas,
   exponentialSigmas,
@@ -43,8 +42,12 @@ export type TimestepRule = "interpolated" | "rounded" | "scaled";
 
 /** One sigma family. */
 export interface SigmaFamily {
-  /** The boolean config key that enables it. */
-  readonly key: BooleanConfigKey;
+  /**
+   * The boolean config key that enables it. `config.ts` makes every key a boolean key of the
+   * config (the inverse one too unless `forwardOnly`), so the compiler asks for its default and
+   * its rule.
+   */
+  readonly key: `use_${string}`;
   /** Its name in descriptions (`"Karras sigmas"`). */
   readonly label: string;
   /** The `n` inference sigmas, from `range.from` towards `range.to`, in float64. */
@@ -56,12 +59,6 @@ export interface SigmaFamily {
   /** Sigmas of flow matching (`alpha_t = 1 − sigma`), not of the VP training schedule. */
   readonly flow: boolean;
 }
-
-/** The boolean keys of the forward config (which has every key of the inverse one). */
-type BooleanConfigKey = {
-  [K in keyof DPMSolverMultistepConfig]: DPMSolverMultistepConfig[K] extends
-    boolean ? K : never;
-}[keyof DPMSolverMultistepConfig];
 
 /** Every sigma family, in diffusers' order of precedence. */
 export const SIGMA_FAMILIES = {
@@ -117,6 +114,13 @@ export type SigmaFamilyName = keyof typeof SIGMA_FAMILIES;
 
 /** The config keys that enable a family: `"use_karras_sigmas"`, … */
 export type SigmaFamilyKey = typeof SIGMA_FAMILIES[SigmaFamilyName]["key"];
+
+/** The keys of the families both schedulers have. */
+export type SharedSigmaFamilyKey = {
+  [N in SigmaFamilyName]: typeof SIGMA_FAMILIES[N]["forwardOnly"] extends false
+    ? typeof SIGMA_FAMILIES[N]["key"]
+    : never;
+}[SigmaFamilyName];
 
 /** The family names, in the table's order. */
 export const SIGMA_FAMILY_NAMES: readonly SigmaFamilyName[] = Object.freeze(

@@ -4,29 +4,40 @@
  * @module
  */
 import { show } from "./_describe.ts";
-import { enabledSigmaFamilies, SIGMA_FAMILIES } from "./_sigma_families.ts";
+import {
+  enabledSigmaFamilies,
+  type SharedSigmaFamilyKey,
+  SIGMA_FAMILIES,
+  type SigmaFamilyKey,
+} from "./_sigma_families.ts";
 
 // Each enum's values, written once: the type unions below and the validation rules read them.
-const BETA_SCHEDULES = [
+/** The `beta_schedule` values. */
+export const BETA_SCHEDULES = [
   "linear",
   "scaled_linear",
   "squaredcos_cap_v2",
 ] as const;
-const PREDICTION_TYPES = [
+/** The `prediction_type` values. */
+export const PREDICTION_TYPES = [
   "epsilon",
   "sample",
   "v_prediction",
   "flow_prediction",
 ] as const;
-const ALGORITHM_TYPES = [
+/** The `algorithm_type` values (besides the remapped `"deis"`). */
+export const ALGORITHM_TYPES = [
   "dpmsolver",
   "dpmsolver++",
   "sde-dpmsolver",
   "sde-dpmsolver++",
 ] as const;
-const SOLVER_TYPES = ["midpoint", "heun"] as const;
-const TIMESTEP_SPACINGS = ["linspace", "leading", "trailing"] as const;
-const VARIANCE_TYPES = [
+/** The `solver_type` values (besides the remapped `"logrho"`, `"bh1"`, `"bh2"`). */
+export const SOLVER_TYPES = ["midpoint", "heun"] as const;
+/** The `timestep_spacing` values. */
+export const TIMESTEP_SPACINGS = ["linspace", "leading", "trailing"] as const;
+/** The `variance_type` values. */
+export const VARIANCE_TYPES = [
   null,
   "learned",
   "learned_range",
@@ -35,8 +46,10 @@ const VARIANCE_TYPES = [
   "fixed_large",
   "fixed_large_log",
 ] as const;
-const FINAL_SIGMAS_TYPES = ["zero", "sigma_min"] as const;
-const TIME_SHIFT_TYPES = ["exponential"] as const;
+/** The forward scheduler's `final_sigmas_type` values. */
+export const FINAL_SIGMAS_TYPES = ["zero", "sigma_min"] as const;
+/** The forward scheduler's `time_shift_type` values. */
+export const TIME_SHIFT_TYPES = ["exponential"] as const;
 
 /** How betas are laid over the training timesteps (diffusers' `beta_schedule`). */
 export type BetaSchedule = typeof BETA_SCHEDULES[number];
@@ -434,6 +447,13 @@ function checkValue(
   }
 }
 
+// The sigma-family table's keys, as the configs declare them: `Pick` fails to compile when a
+// family's key is missing from the config that should have it (so a new family gets its key,
+// its default and its rule).
+type SigmaFamilyFlags =
+  & Pick<SchedulerConfig, SharedSigmaFamilyKey>
+  & Partial<Pick<DPMSolverMultistepConfig, SigmaFamilyKey>>;
+
 function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
   const fail = (message: string) => {
     throw new RangeError(
@@ -453,9 +473,9 @@ function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
       `'trained_betas' must hold 'num_train_timesteps' (${config.num_train_timesteps}) values: current length is ${config.trained_betas.length}`,
     );
   }
-  const families = enabledSigmaFamilies(config).map((name) =>
-    SIGMA_FAMILIES[name].key
-  );
+  const families = enabledSigmaFamilies(config as SigmaFamilyFlags).map((
+    name,
+  ) => SIGMA_FAMILIES[name].key);
   if (families.length > 1) {
     fail(
       `at most one sigma family may be enabled: current value enables ${
