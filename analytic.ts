@@ -1,7 +1,18 @@
 /**
  * Analytic diffusion models (`@dpmsolver/scheduler/analytic`): data distributions whose ideal
- * denoiser and probability-flow ODE are known exactly (a Gaussian, Gaussian mixtures), so a
- * scheduler's true error can be measured rather than its parity with another implementation.
+ * denoiser and probability-flow ODE are known exactly, so a scheduler's true error (not its
+ * parity with another implementation) can be measured. With the VP forward process
+ * `x_t = alpha_t·x0 + sigma_t·eps`:
+ *
+ * - {@link GaussianData}, `x0 ~ N(mu, s²)` per element: closed-form posterior means and a
+ *   closed-form ODE map (the standardised value `(x_t − alpha_t·mu) / sqrt(alpha_t²·s² + sigma_t²)`
+ *   is constant along the probability-flow ODE).
+ * - {@link GaussianMixture}, isotropic components in `d` dimensions (the last tensor axis; `d = 1`
+ *   is a per-element 1-D mixture): closed-form posterior-weighted predictions and an ODE
+ *   reference from many float64 RK4 steps ({@link integrateProbabilityFlow}).
+ *
+ * {@link schedulerModel} turns either into the `(sample, t) => Tensor` function a scheduler loop
+ * calls, in the scheduler's `prediction_type`.
  *
  * @example The inversion error against the exact ODE map falls as the steps grow (second order)
  * ```ts
@@ -25,4 +36,9 @@
  *
  * @module
  */
-export * from "./lib/analytic.ts";
+export * from "./lib/analytic/analytic_model.ts";
+export * from "./lib/analytic/gaussian_data.ts";
+export * from "./lib/analytic/gaussian_mixture.ts";
+export * from "./lib/analytic/probability_flow.ts";
+export * from "./lib/analytic/scheduler_model.ts";
+export * from "./lib/analytic/builtin_analytic_model.ts";
