@@ -186,3 +186,67 @@ Deno.test("random invalid configs throw TypeError or RangeError", () => {
     { seed: 3, numRuns: 2000 },
   );
 });
+
+Deno.test("configs near the degenerate edges are refused naming the key, or invert to finite values", () => {
+  // Wider than `validConfig`: betas up to 0.999 (alphas_cumprod may underflow to 0) and
+  // lambda_min_clipped up to 10 (it may clip every timestep). Each config is either refused at
+  // construction with a RangeError naming the key that broke its bound, or runs finite.
+  const edgeConfig = fc.record({
+    num_train_timesteps: fc.integer({ min: 2, max: 1000 }),
+    beta_schedule: fc.constantFrom(
+      "linear",
+      "scaled_linear",
+      "squaredcos_cap_v2",
+    ),
+    beta_start: fc.double({ min: 1e-5, max: 1e-3, noNaN: true }),
+    beta_end: fc.double({ min: 2e-3, max: 0.999, noNaN: true }),
+    solver_order: fc.integer({ min: 1, max: 3 }),
+    algorithm_type: fc.constantFrom("dpmsolver", "dpmsolver++"),
+    lambda_min_clipped: fc.double({ min: -10, max: 10, noNaN: true }),
+    timestep_spacing: fc.constantFrom("linspace", "leading", "trailing"),
+  });
+  const refused = { alphas_cumprod: 0, lambda_min_clipped: 0 };
+  fc.assert(
+    fc.property(
+      edgeConfig,
+      fc.integer({ min: 1, max: 30 }),
+      (config, steps) => {
+        let scheduler: DPMSolverMultistepInverseScheduler;
+        try {
+          scheduler = new DPMSolverMultistepInverseScheduler(config);
+        } catch (error) {
+          assert.ok(error instanceof RangeError, String(error));
+          const key =
+            /^Cannot configure the scheduler as '(alphas_cumprod|lambda_min_clipped)' must .*: current value is /
+              .exec(error.message)?.[1] as keyof typeof refused | undefined;
+          assert.ok(key !== undefined, error.message);
+          refused[key]++;
+          return;
+        }
+        scheduler.setTimesteps(Math.min(steps, config.num_train_timesteps));
+        assert.ok(
+          scheduler.sigmas.every(Number.isFinite),
+          JSON.stringify(config),
+        );
+        let x = Tensor.from([0.3, -0.7, 1.1, 0.05], [1, 1, 2, 2]);
+        for (const t of scheduler.timesteps) {
+          const out = new Tensor(
+            x.toFloat32Array().map((v) => 0.5 * Math.tanh(v)),
+            x.shape,
+          );
+          x = scheduler.step(out, t, x).prevSample;
+        }
+        assert.ok(
+          x.toFloat32Array().every(Number.isFinite),
+          JSON.stringify(config),
+        );
+      },
+    ),
+    { seed: 13, numRuns: 1000 },
+  );
+  // The edges are reached: some configs of each kind are refused.
+  assert.ok(
+    refused.alphas_cumprod > 0 && refused.lambda_min_clipped > 0,
+    JSON.stringify(refused),
+  );
+});
