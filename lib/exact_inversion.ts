@@ -11,11 +11,12 @@
  */
 import { kernelsFor } from "./backend.ts";
 import type { Kernels } from "./kernels.ts";
-import type { MultistepScheduler } from "./multistep_core.ts";
+import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import { DPMSolverMultistepScheduler } from "./multistep.ts";
 import { Tensor } from "./tensor.ts";
 import { AndersonMixer } from "./_anderson.ts";
-import type { DiffusionModel, InversionResult, LoopOptions } from "./invert.ts";
+import type { InversionResult } from "./invert.ts";
+import type { DiffusionModel, LoopOptions } from "./model.ts";
 
 /** The `exact` option of `invert`. */
 export interface ExactInversionOptions {

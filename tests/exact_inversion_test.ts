@@ -5,18 +5,17 @@
 // magnitude more. Also: refusals, non-convergence reported without throwing, the reductions.
 import assert from "node:assert/strict";
 import {
-  CpuKernels,
   DPMSolverMultistepInverseScheduler,
   DPMSolverMultistepScheduler,
   type ExactInversionResult,
-  GaussianMixture,
   generate,
   invert,
-  schedulerModel,
   Tensor,
   TorchGenerator,
-  WasmKernels,
 } from "../mod.ts";
+import { GaussianMixture, schedulerModel } from "../analytic.ts";
+import { WasmKernels } from "../wasm.ts";
+import { CpuKernels } from "../lib/backends/cpu.ts";
 
 const mixture = new GaussianMixture({
   weights: [1, 2],
