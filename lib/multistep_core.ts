@@ -8,6 +8,7 @@
  */
 import { type AnyTensor, kernelsFor } from "./backend.ts";
 import { convertModelOutput } from "./_convert.ts";
+import { denoFileSystem } from "./_deno.ts";
 import {
   type AlgorithmType,
   DIFFUSERS_VERSION,
@@ -532,10 +533,14 @@ export abstract class MultistepScheduler<
     };
   }
 
-  /** Writes `scheduler_config.json` into `dir` (created if missing), as diffusers writes it. */
+  /** Writes `scheduler_config.json` into `dir` (created if missing), as diffusers writes it. Needs Deno. */
   async saveConfig(dir: string): Promise<void> {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(
+    const deno = denoFileSystem(
+      `save the config to '${dir}'`,
+      "write stringifyConfig(scheduler.toJSON()) yourself",
+    );
+    await deno.mkdir(dir, { recursive: true });
+    await deno.writeTextFile(
       `${dir}/scheduler_config.json`,
       stringifyConfig(this.toJSON()),
     );

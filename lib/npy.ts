@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { denoFileSystem } from "./_deno.ts";
 import { formatShape, sizeOf } from "./_shape.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -118,11 +119,15 @@ export function encodeNpy(array: Tensor | Int32Array): Uint8Array {
   return out;
 }
 
-/** Reads a `.npy` file (see {@link decodeNpy}); errors name the file. */
+/** Reads a `.npy` file (see {@link decodeNpy}); errors name the file. Needs Deno (elsewhere: `decodeNpy` of fetched bytes). */
 export async function readNpy(path: string | URL): Promise<NpyArray> {
+  const deno = denoFileSystem(
+    `read '${path}'`,
+    "fetch the bytes and decode them with decodeNpy()",
+  );
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await deno.readFile(path);
   } catch (error) {
     throw new Error(`Cannot read '${path}': ${(error as Error).message}`, {
       cause: error,
@@ -142,10 +147,14 @@ export async function readNpyTensor(path: string | URL): Promise<Tensor> {
   return new Tensor(array.data, array.shape);
 }
 
-/** Writes a tensor or an `Int32Array` as a `.npy` file. */
+/** Writes a tensor or an `Int32Array` as a `.npy` file. Needs Deno (elsewhere: `encodeNpy`). */
 export async function writeNpy(
   path: string | URL,
   array: Tensor | Int32Array,
 ): Promise<void> {
-  await Deno.writeFile(path, encodeNpy(array));
+  const deno = denoFileSystem(
+    `write '${path}'`,
+    "encode the bytes with encodeNpy() and save them yourself (e.g. as a Blob download)",
+  );
+  await deno.writeFile(path, encodeNpy(array));
 }
