@@ -1,0 +1,126 @@
+// The web demo end to end in headless Chromium: the page (examples/web/, built with deno bundle
+// and served on 127.0.0.1) inverts and reconstructs a held-out digit with ONNX Runtime Web, and
+// its round-trip PSNR must be within 0.5 dB of the same run in Deno (ONNX Runtime's native CPU
+// build, `roundTrip` of examples/_digits.ts: same digit, steps and scheduler). Both the default
+// backend (WebGPU when Chromium finds an adapter) and `?backend=wasm` are run. A failure prints
+// the page's console. Set WEB_DEMO_SCREENSHOT=<path.png> to save a screenshot after the run.
+import assert from "node:assert/strict";
+import { buildDemo, serveDemo } from "../../examples/web/serve.ts";
+import { loadDigits, roundTrip } from "../../examples/_digits.ts";
+import { ignore, launchChromium, recordConsole } from "./_launch.ts";
+
+interface PageState {
+  status: string;
+  error?: string;
+  backend?: string;
+  digit?: number;
+  label?: number;
+  steps?: number;
+  psnr?: number;
+  firstResultMs?: number;
+  edits?: number[];
+}
+
+// Digits and steps compared beyond the page's first run (digit 0, 25 steps).
+const EXTRA_RUNS: [number, number][] = [[7, 10], [13, 40]];
+
+async function denoPsnr(index: number, steps: number): Promise<number> {
+  const digits = await loadDigits();
+  const image = digits.images.slice(0, index, index + 1);
+  const label = digits.labels.subarray(index, index + 1);
+  const order = digits.config.solver_order as 1 | 2 | 3;
+  const result = await roundTrip(
+    digits,
+    image,
+    label,
+    { order, karras: false, steps },
+    undefined,
+    "sigma_min",
+  );
+  return result.psnr;
+}
+
+Deno.test({
+  name: "web demo: round-trip PSNR in Chromium within 0.5 dB of Deno's",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await buildDemo();
+    const server = serveDemo(0);
+    const chromium = await launchChromium();
+    try {
+      for (const query of ["", "?backend=wasm"]) {
+        const page = await chromium.browser.newPage();
+        const log = recordConsole(page);
+        try {
+          await page.setViewport({ width: 1000, height: 900 });
+          await page.goto(server.url + query);
+          await page.waitForFunction(
+            () => {
+              const s = (globalThis as unknown as { demo?: PageState }).demo;
+              return s && (s.status === "done" || s.status === "error");
+            },
+            { timeout: 180_000 },
+          );
+          const state = await page.evaluate(() =>
+            (globalThis as unknown as { demo: PageState }).demo
+          ) as PageState;
+          assert.equal(state.status, "done", state.error);
+          const expected = await denoPsnr(state.digit!, state.steps!);
+          console.log(
+            `page${
+              query || " (default)"
+            }: scheduler on ${state.backend}; digit ${state.digit}, ${state.steps} steps: ` +
+              `PSNR ${state.psnr!.toFixed(3)} dB (Deno ${
+                expected.toFixed(3)
+              } dB); first result ${
+                (state.firstResultMs! / 1000).toFixed(2)
+              } s after navigation; edits read as ${state.edits!.join(" ")}`,
+          );
+          assert.ok(
+            Math.abs(state.psnr! - expected) <= 0.5,
+            `page PSNR ${state.psnr} dB, Deno ${expected} dB`,
+          );
+          assert.equal(state.backend, query ? "WebAssembly" : state.backend);
+          for (const [index, steps] of EXTRA_RUNS) {
+            const got = await page.evaluate(
+              (i, n) =>
+                (globalThis as unknown as {
+                  demo: {
+                    roundTrip(i: number, n: number): Promise<{ psnr: number }>;
+                  };
+                }).demo.roundTrip(i, n),
+              index,
+              steps,
+            );
+            const want = await denoPsnr(index, steps);
+            console.log(
+              `  digit ${index}, ${steps} steps: PSNR ${
+                got.psnr.toFixed(3)
+              } dB (Deno ${want.toFixed(3)} dB)`,
+            );
+            assert.ok(
+              Math.abs(got.psnr - want) <= 0.5,
+              `digit ${index}, ${steps} steps: page ${got.psnr} dB, Deno ${want} dB`,
+            );
+          }
+          const screenshot = Deno.env.get("WEB_DEMO_SCREENSHOT");
+          if (screenshot && !query) {
+            await page.screenshot({ path: screenshot, fullPage: true });
+          }
+        } catch (error) {
+          console.error(
+            `the page's console (${server.url + query}):\n${log.join("\n")}`,
+          );
+          throw error;
+        } finally {
+          await page.close();
+        }
+      }
+    } finally {
+      await chromium.close();
+      await server.shutdown();
+    }
+  },
+});
