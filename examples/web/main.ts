@@ -9,7 +9,7 @@
  *
  * @module
  */
-import * as ort from "npm:onnxruntime-web@1.30.0/wasm";
+import * as ort from "onnxruntime-web/wasm";
 import {
   decodeNpy,
   DPMSolverMultistepInverseScheduler,
@@ -48,13 +48,18 @@ interface DemoState {
   /** Milliseconds from navigation start to the first reconstruction on screen. */
   firstResultMs?: number;
   edits?: number[];
+  /** Milliseconds from navigation start at which each part was ready. */
+  timings?: Record<string, number>;
   roundTrip?: (
     index: number,
     steps: number,
   ) => Promise<{ psnr: number; label: number }>;
 }
 
-const state: DemoState = { status: "loading" };
+const state: DemoState = {
+  status: "loading",
+  timings: { script: Math.round(performance.now()) },
+};
 (globalThis as unknown as { demo: DemoState }).demo = state;
 
 const $ = <T extends HTMLElement>(id: string) =>
@@ -147,24 +152,37 @@ async function main() {
     new URLSearchParams(location.search).get("backend") === "wasm";
   say("loading ONNX Runtime Web, the model and the held-out digits…");
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
-  ort.env.wasm.numThreads = 1;
+  // Threads need cross-origin isolation (serve.ts sends COOP/COEP); one thread otherwise.
+  ort.env.wasm.numThreads = globalThis.crossOriginIsolated
+    ? Math.min(4, navigator.hardwareConcurrency || 1)
+    : 1;
+  state.timings!.threads = ort.env.wasm.numThreads;
+  const timed = <T>(name: string, promise: Promise<T>) =>
+    promise.then((value) => {
+      state.timings![name] = Math.round(performance.now());
+      return value;
+    });
+  const session = (name: string) =>
+    timed(
+      name,
+      fetchBytes(`${MODEL}${name}.onnx`).then((b) =>
+        ort.InferenceSession.create(b)
+      ),
+    );
+  const npy = (name: string) =>
+    fetchBytes(`${MODEL}${name}.npy`).then((b) => decodeNpy(b, `${name}.npy`));
   const [unet, classifier, images, labels, inverse, gpu] = await Promise.all([
-    fetchBytes(`${MODEL}unet.onnx`).then((b) => ort.InferenceSession.create(b)),
-    fetchBytes(`${MODEL}classifier.onnx`).then((b) =>
-      ort.InferenceSession.create(b)
-    ),
-    fetchBytes(`${MODEL}heldout_images.npy`).then((b) =>
-      decodeNpy(b, "heldout_images.npy")
-    ),
-    fetchBytes(`${MODEL}heldout_labels.npy`).then((b) =>
-      decodeNpy(b, "heldout_labels.npy")
-    ),
+    session("unet"),
+    session("classifier"),
+    npy("heldout_images"),
+    npy("heldout_labels"),
     // The scheduler config straight from the model folder's URL.
     DPMSolverMultistepInverseScheduler.fromPretrained(MODEL, {
       subfolder: "scheduler",
     }),
-    forceWasm ? Promise.resolve(null) : requestWebGpuKernels(),
+    timed("webgpu", forceWasm ? Promise.resolve(null) : requestWebGpuKernels()),
   ]);
+  state.timings!.loaded = Math.round(performance.now());
   const digits = new Tensor(images.data as Float32Array, images.shape);
   const classes = labels.data as Int32Array;
   const config = inverse.toJSON();
@@ -351,9 +369,13 @@ async function main() {
   await run(0);
 }
 
-main().catch((error) => {
-  state.status = "error";
-  state.error = String((error as Error).stack ?? error);
-  say(`error: ${(error as Error).message}`);
-  console.error(error);
-});
+// ONNX Runtime's worker threads load this same script (its WebAssembly glue is bundled in):
+// only the page runs the demo.
+if (globalThis.document) {
+  main().catch((error) => {
+    state.status = "error";
+    state.error = String((error as Error).stack ?? error);
+    say(`error: ${(error as Error).message}`);
+    console.error(error);
+  });
+}

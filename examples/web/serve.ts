@@ -11,11 +11,11 @@ import { parseArgs } from "node:util";
 
 const WEB = new URL("./", import.meta.url);
 const DIGITS = new URL("../../reference/models/digits/", import.meta.url);
-/** The ONNX Runtime Web version the page is built with (`examples/web/main.ts` imports it). */
-export const ORT_WEB = "npm:onnxruntime-web@1.30.0";
+/** The ONNX Runtime Web package the page is built with (pinned in deno.json's imports). */
+export const ORT_WEB = "onnxruntime-web";
 // Never called: a literal dynamic import puts the package in this module's graph, so that
 // import.meta.resolve below finds its WebAssembly files in Deno's npm cache.
-export const _ortWebInGraph = () => import("npm:onnxruntime-web@1.30.0/wasm");
+export const _ortWebInGraph = () => import("onnxruntime-web/wasm");
 
 // What the server hands out: URL path → file. Nothing else is reachable.
 function routes(): Map<string, { file: URL; type: string }> {
@@ -104,7 +104,13 @@ export function serveDemo(port = 0): DemoServer {
       try {
         const body = await Deno.readFile(route.file);
         return new Response(body, {
-          headers: { "content-type": route.type, "cache-control": "no-store" },
+          headers: {
+            "content-type": route.type,
+            "cache-control": "no-store",
+            // Cross-origin isolation, so that ONNX Runtime Web may use threads.
+            "cross-origin-opener-policy": "same-origin",
+            "cross-origin-embedder-policy": "require-corp",
+          },
         });
       } catch (error) {
         return new Response(`cannot read: ${(error as Error).message}`, {

@@ -1,7 +1,7 @@
 // Headless Chromium for the browser tests: Debian's /usr/bin/chromium (or $CHROMIUM) driven by
 // puppeteer-core, which downloads no browser. A fresh user-data-dir per launch; WebGPU enabled
 // (Dawn on SwiftShader where there is no GPU).
-import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
 
 /** The Chromium binary the tests run. */
 export const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
