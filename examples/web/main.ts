@@ -152,10 +152,13 @@ async function main() {
     new URLSearchParams(location.search).get("backend") === "wasm";
   say("loading ONNX Runtime Web, the model and the held-out digits…");
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
-  // Threads need cross-origin isolation (serve.ts sends COOP/COEP); one thread otherwise.
-  ort.env.wasm.numThreads = globalThis.crossOriginIsolated
-    ? Math.min(4, navigator.hardwareConcurrency || 1)
-    : 1;
+  // One thread by default: ONNX Runtime's pool spins while it waits, which costs more than it
+  // gains on this tiny model (measured with bench/web_first_result.ts). `?threads=n` sets the
+  // count; threads need cross-origin isolation, which serve.ts provides (COOP/COEP headers).
+  const threads = Number(
+    new URLSearchParams(location.search).get("threads") ?? 1,
+  );
+  ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? threads : 1;
   state.timings!.threads = ort.env.wasm.numThreads;
   const timed = <T>(name: string, promise: Promise<T>) =>
     promise.then((value) => {

@@ -17,15 +17,22 @@ export const ORT_WEB = "onnxruntime-web";
 // import.meta.resolve below finds its WebAssembly files in Deno's npm cache.
 export const _ortWebInGraph = () => import("onnxruntime-web/wasm");
 
+interface Route {
+  file: URL;
+  type: string;
+  /** Whether browsers may cache it (ONNX Runtime's files and the model; not the page). */
+  cache: boolean;
+}
+
 // What the server hands out: URL path → file. Nothing else is reachable.
-function routes(): Map<string, { file: URL; type: string }> {
+function routes(): Map<string, Route> {
   const ortDir = new URL(
     "./",
     import.meta.resolve(`${ORT_WEB}/ort-wasm-simd-threaded.wasm`),
   );
-  const map = new Map<string, { file: URL; type: string }>();
+  const map = new Map<string, Route>();
   const add = (path: string, file: URL, type: string) =>
-    map.set(path, { file, type });
+    map.set(path, { file, type, cache: path !== "/" && path !== "/main.js" });
   add("/", new URL("index.html", WEB), "text/html; charset=utf-8");
   add("/main.js", new URL("dist/main.js", WEB), "text/javascript");
   for (const name of ["ort-wasm-simd-threaded.wasm"]) {
@@ -106,7 +113,8 @@ export function serveDemo(port = 0): DemoServer {
         return new Response(body, {
           headers: {
             "content-type": route.type,
-            "cache-control": "no-store",
+            // The page and its script change with every build; the rest is versioned data.
+            "cache-control": route.cache ? "max-age=86400" : "no-store",
             // Cross-origin isolation, so that ONNX Runtime Web may use threads.
             "cross-origin-opener-policy": "same-origin",
             "cross-origin-embedder-policy": "require-corp",
