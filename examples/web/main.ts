@@ -152,8 +152,8 @@ async function main() {
     new URLSearchParams(location.search).get("backend") === "wasm";
   say("loading ONNX Runtime Web, the model and the held-out digits…");
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
-  // One thread by default: ONNX Runtime's pool spins while it waits, which costs more than it
-  // gains on this tiny model (measured with bench/web_first_result.ts). `?threads=n` sets the
+  // One thread by default: two were not faster on this tiny model and used more CPU (measured
+  // with bench/web_first_result.ts on a loaded 2-core machine). `?threads=n` sets the
   // count; threads need cross-origin isolation, which serve.ts provides (COOP/COEP headers).
   const threads = Number(
     new URLSearchParams(location.search).get("threads") ?? 1,
