@@ -87,7 +87,25 @@ Deno.test({
             Math.abs(state.psnr! - expected) <= 0.5,
             `page PSNR ${state.psnr} dB, Deno ${expected} dB`,
           );
-          assert.equal(state.backend, query ? "WebAssembly" : state.backend);
+          // The page says where the scheduler runs: WebGPU when Chromium gave an adapter.
+          const gpu = await page.evaluate(async () =>
+            (await (navigator as unknown as {
+              gpu?: { requestAdapter(): Promise<unknown> };
+            }).gpu?.requestAdapter()) != null
+          );
+          assert.equal(
+            state.backend,
+            gpu && !query ? "WebGPU" : "WebAssembly",
+          );
+          const said = await page.$eval("#backend", (e) => e.textContent ?? "");
+          assert.match(
+            said,
+            state.backend === "WebGPU"
+              ? /^Scheduler steps run on WebGPU/
+              : query
+              ? /WebAssembly kernels \(asked with \?backend=wasm\)/
+              : /^No WebGPU adapter here/,
+          );
           for (const [index, steps] of EXTRA_RUNS) {
             const got = await page.evaluate(
               (i, n) =>
