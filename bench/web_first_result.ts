@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { buildDemo, serveDemo } from "../examples/web/serve.ts";
-import { CHROMIUM, launchChromium } from "../tests/browser/_launch.ts";
+import { CHROMIUM, launch } from "../tests/browser/_chromium.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -76,7 +76,7 @@ console.log(
 );
 try {
   for (let run = 1; run <= runs; run++) {
-    const chromium = await launchChromium();
+    const chromium = await launch();
     try {
       const page = await chromium.browser.newPage();
       const pid = chromium.browser.process()!.pid!;

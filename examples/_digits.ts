@@ -5,8 +5,8 @@
  *
  * @module
  */
-import * as ort from "onnxruntime-node";
-import { encode } from "fast-png";
+import * as ort from "npm:onnxruntime-node@1.30.0";
+import { encode } from "npm:fast-png@8.0.0";
 import {
   type DiffusionModel,
   DPMSolverMultistepInverseScheduler,

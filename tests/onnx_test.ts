@@ -1,7 +1,7 @@
 // The digits model through ONNX Runtime (issue 8): parity with the training script's torch
 // outputs, and round-trip PSNR targets on 50 held-out digits. Needs --allow-read --allow-env --allow-ffi.
 import assert from "node:assert/strict";
-import * as ort from "onnxruntime-node";
+import * as ort from "npm:onnxruntime-node@1.30.0";
 import { readNpy, readNpyTensor, type Tensor } from "../mod.ts";
 import { onnxDiffusionModel, onnxFunction } from "../onnx.ts";
 import {

@@ -1,9 +1,16 @@
 // Property tests (fast-check, fixed seeds): schedules of random valid configs are ordered and a
 // whole inversion stays finite; random invalid configs throw the documented error types;
-// toJSON → fromConfig is the identity.
+// toJSON → fromConfig is the identity; the .npy reader agrees with an independent reader
+// (numpy-parser) on valid files and, on mutated ones, decodes a consistent array or throws.
 import assert from "node:assert/strict";
-import fc from "fast-check";
-import { DPMSolverMultistepInverseScheduler, Tensor } from "../mod.ts";
+import fc from "npm:fast-check@4.11.0";
+import { fromArrayBuffer } from "npm:numpy-parser@1.2.3";
+import {
+  decodeNpy,
+  DPMSolverMultistepInverseScheduler,
+  encodeNpy,
+  Tensor,
+} from "../mod.ts";
 
 const validConfig = fc.record({
   num_train_timesteps: fc.integer({ min: 2, max: 1000 }),
@@ -166,5 +173,149 @@ Deno.test("random invalid configs throw TypeError or RangeError", () => {
       assert.fail(`accepted ${key}: ${String(value)}`);
     }),
     { seed: 3, numRuns: 2000 },
+  );
+});
+
+// .npy files: random float32 and int32 arrays of rank 0 to 4.
+const npyFile = fc.oneof(
+  fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 4 }).chain((shape) =>
+    fc.float32Array({
+      minLength: shape.reduce((a, b) => a * b, 1),
+      maxLength: shape.reduce((a, b) => a * b, 1),
+    }).map((data) => encodeNpy(new Tensor(data, shape)))
+  ),
+  fc.int32Array({ maxLength: 12 }).map((data) => encodeNpy(data)),
+);
+
+Deno.test("decodeNpy() and numpy-parser read the same shape and values from encodeNpy()'s files", () => {
+  fc.assert(
+    fc.property(npyFile, (bytes) => {
+      const ours = decodeNpy(bytes);
+      const theirs = fromArrayBuffer(bytes.slice().buffer) as {
+        data: Float32Array | Int32Array;
+        shape: number[];
+      };
+      // numpy-parser 1.2.3 reports a 1-D shape (n,) as [n, 1].
+      const theirShape = ours.shape.length === 1
+        ? theirs.shape.slice(0, 1)
+        : theirs.shape;
+      if (ours.shape.length === 1) assert.deepEqual(theirs.shape.slice(1), [1]);
+      assert.deepEqual(ours.shape, theirShape);
+      assert.equal(ours.data.constructor, theirs.data.constructor);
+      // Bitwise, so that NaN payloads and -0 count.
+      const bytesOf = (a: Float32Array | Int32Array) =>
+        new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      assert.deepEqual(bytesOf(ours.data), bytesOf(theirs.data));
+    }),
+    { seed: 11, numRuns: 300 },
+  );
+});
+
+/** One way to damage a valid file. */
+const mutation = fc.oneof(
+  fc.record({
+    kind: fc.constant("flip" as const),
+    at: fc.nat(),
+    bit: fc.integer({ min: 0, max: 7 }),
+  }),
+  fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constant("shape" as const),
+    text: fc.oneof(
+      fc.constantFrom(
+        "-1, 3",
+        "3, 'a'",
+        "2,, 3",
+        "1e9,",
+        "3",
+        "",
+        ",",
+        "1000000000,",
+        "4294967296, 4294967296",
+        "0,",
+        "2, 2",
+        "1, 1, 1",
+      ),
+      fc.string({ maxLength: 12 }),
+    ),
+  }),
+  fc.record({
+    kind: fc.constant("descr" as const),
+    text: fc.constantFrom("<f8", "<i8", ">f4", "|u1", "<f4", "<i4", "f4", ""),
+  }),
+);
+
+function mutate(
+  bytes: Uint8Array,
+  m: {
+    kind: "flip" | "truncate" | "shape" | "descr";
+    at?: number;
+    bit?: number;
+    text?: string;
+  },
+): Uint8Array {
+  const out = bytes.slice();
+  switch (m.kind) {
+    case "flip":
+      out[m.at! % out.length]! ^= 1 << m.bit!;
+      return out;
+    case "truncate":
+      return out.subarray(0, m.at! % out.length);
+    case "shape":
+    case "descr": {
+      // Rewrite the header text, keeping its length when it fits (else the file just changes size).
+      const length = out[8]! | (out[9]! << 8);
+      const header = new TextDecoder().decode(out.subarray(10, 10 + length));
+      const edited = m.kind === "shape"
+        ? header.replace(/'shape': \([^)]*\)/, `'shape': (${m.text})`)
+        : header.replace(/'descr': '[^']*'/, `'descr': '${m.text}'`);
+      const text = new TextEncoder().encode(
+        edited.trimEnd().padEnd(length - 1) + "\n",
+      );
+      const result = new Uint8Array(out.length - length + text.length);
+      result.set(out.subarray(0, 10));
+      new DataView(result.buffer).setUint16(8, text.length, true);
+      result.set(text, 10);
+      result.set(out.subarray(10 + length), 10 + text.length);
+      return result;
+    }
+  }
+}
+
+Deno.test("decodeNpy() on mutated files decodes a consistent array or throws a TypeError naming the file", () => {
+  let decoded = 0;
+  let refused = 0;
+  fc.assert(
+    fc.property(npyFile, mutation, (bytes, m) => {
+      const damaged = mutate(bytes, m);
+      let array;
+      try {
+        array = decodeNpy(damaged, "fuzz.npy");
+      } catch (error) {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(error.message, /^Cannot read 'fuzz\.npy' as /);
+        refused++;
+        return;
+      }
+      decoded++;
+      assert.ok(array.dtype === "<f4" || array.dtype === "<i4");
+      for (const n of array.shape) {
+        assert.ok(Number.isSafeInteger(n) && n >= 0, `dimension ${n}`);
+      }
+      assert.equal(
+        array.data.length,
+        array.shape.reduce((a, b) => a * b, 1),
+      );
+      assert.equal(
+        array.data instanceof Float32Array,
+        array.dtype === "<f4",
+      );
+    }),
+    { seed: 7, numRuns: 3000 },
+  );
+  // Both outcomes occur (a bit flip in the data decodes; most header damage is refused).
+  assert.ok(
+    decoded > 100 && refused > 100,
+    `${decoded} decoded, ${refused} refused`,
   );
 });

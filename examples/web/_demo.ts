@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type * as Ort from "onnxruntime-web/wasm";
+import type * as Ort from "npm:onnxruntime-web@1.30.0/wasm";
 import {
   type DiffusionModel,
   DPMSolverMultistepInverseScheduler,

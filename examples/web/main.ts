@@ -9,7 +9,7 @@
  *
  * @module
  */
-import * as ort from "onnxruntime-web/wasm";
+import * as ort from "npm:onnxruntime-web@1.30.0/wasm";
 import {
   decodeNpy,
   DPMSolverMultistepInverseScheduler,

@@ -11,11 +11,11 @@ import { parseArgs } from "node:util";
 
 const WEB = new URL("./", import.meta.url);
 const DIGITS = new URL("../../reference/models/digits/", import.meta.url);
-/** The ONNX Runtime Web package the page is built with (pinned in deno.json's imports). */
-export const ORT_WEB = "onnxruntime-web";
+/** The ONNX Runtime Web package the page is built with (pinned here and in main.ts). */
+export const ORT_WEB = "npm:onnxruntime-web@1.30.0";
 // Never called: a literal dynamic import puts the package in this module's graph, so that
 // import.meta.resolve below finds its WebAssembly files in Deno's npm cache.
-export const _ortWebInGraph = () => import("onnxruntime-web/wasm");
+export const _ortWebInGraph = () => import("npm:onnxruntime-web@1.30.0/wasm");
 
 interface Route {
   file: URL;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as ort from "onnxruntime-node";
+import * as ort from "npm:onnxruntime-node@1.30.0";
 import type { DiffusionModel } from "../invert.ts";
 import { Tensor } from "../tensor.ts";
 
@@ -44,11 +44,11 @@ export interface OnnxDiffusionModelOptions {
  *
  * @example Load the digits model (needs `--allow-read --allow-env --allow-ffi`)
  * ```ts ignore
- * import * as ort from "onnxruntime-node";
+ * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxDiffusionModel } from "@dpmsolver/scheduler/onnx";
  * import { Tensor } from "@dpmsolver/scheduler";
  *
- * const session = await ort.InferenceSession.create("reference/models/digits/unet.onnx");
+ * const session = await ort.InferenceSession.create("path/to/unet.onnx");
  * const model = onnxDiffusionModel(session, { nullClassLabel: 10 });
  * const eps = await model(Tensor.zeros([2, 1, 8, 8]), 500, Int32Array.of(3, 7), 3);
  * ```
@@ -151,10 +151,10 @@ export function onnxDiffusionModel(
  *
  * @example
  * ```ts ignore
- * import * as ort from "onnxruntime-node";
+ * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxFunction } from "@dpmsolver/scheduler/onnx";
  *
- * const classify = onnxFunction(await ort.InferenceSession.create("reference/models/digits/classifier.onnx"));
+ * const classify = onnxFunction(await ort.InferenceSession.create("path/to/classifier.onnx"));
  * const logits = await classify(images); // [B, 10]
  * ```
  */

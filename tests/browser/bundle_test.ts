@@ -3,7 +3,7 @@
 // no top-level await, nothing Deno-only at import time. Needs --allow-read --allow-write
 // --allow-run --allow-env (esbuild's binary).
 import assert from "node:assert/strict";
-import * as esbuild from "esbuild";
+import * as esbuild from "npm:esbuild@0.28.2";
 import { DPMSolverMultistepInverseScheduler } from "../../mod.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).pathname;

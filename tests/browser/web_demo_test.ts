@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { buildDemo, serveDemo } from "../../examples/web/serve.ts";
 import { loadDigits, roundTrip } from "../../examples/_digits.ts";
-import { ignore, launchChromium, recordConsole } from "./_launch.ts";
+import { ignore, launch, withConsole } from "./_chromium.ts";
 
 interface PageState {
   status: string;
@@ -51,11 +51,14 @@ Deno.test({
   async fn() {
     await buildDemo();
     const server = serveDemo(0);
-    const chromium = await launchChromium();
+    const chromium = await launch();
     try {
       for (const query of ["", "?backend=wasm"]) {
         const page = await chromium.browser.newPage();
-        const log = recordConsole(page);
+        const log: string[] = [];
+        page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+        page.on("pageerror", (e) => log.push(`[pageerror] ${String(e)}`));
+        page.on("requestfailed", (r) => log.push(`[requestfailed] ${r.url()}`));
         try {
           await page.setViewport({ width: 1000, height: 900 });
           await page.goto(server.url + query);
@@ -133,10 +136,7 @@ Deno.test({
             await page.screenshot({ path: screenshot, fullPage: true });
           }
         } catch (error) {
-          console.error(
-            `the page's console (${server.url + query}):\n${log.join("\n")}`,
-          );
-          throw error;
+          throw withConsole(error as Error, log);
         } finally {
           await page.close();
         }
