@@ -39,28 +39,37 @@ if (values.backend !== "default" && values.backend !== "wasm") {
   Deno.exit(2);
 }
 
-/** CPU seconds (user + system) of `root` and all its descendants, from /proc/<pid>/stat. */
-function treeCpuSeconds(root: number): number {
+/**
+ * CPU seconds (user + system) of `root` and all its descendants, from /proc/<pid>/stat, per
+ * Chromium process type (browser, renderer, gpu-process, …).
+ */
+function treeCpuByKind(root: number): Record<string, number> {
   // Deno reads /proc only with --allow-all, so `cat` reads it; 1/100 s ticks (USER_HZ).
   const { stdout } = new Deno.Command("sh", {
-    args: ["-c", "cat /proc/[0-9]*/stat 2>/dev/null"],
+    args: [
+      "-c",
+      'for p in /proc/[0-9]*; do s=$(cat $p/stat 2>/dev/null) && t=$(tr "\\0" " " < $p/cmdline 2>/dev/null | grep -o -- "--type=[a-z-]*" | head -1) && echo "$s ${t:---type=browser}"; done',
+    ],
     stdout: "piped",
   }).outputSync();
   const children = new Map<number, number[]>();
   const cpu = new Map<number, number>();
+  const kind = new Map<number, string>();
   for (const line of new TextDecoder().decode(stdout).split("\n")) {
     if (!line) continue;
     const pid = Number(line.slice(0, line.indexOf(" ")));
     const fields = line.slice(line.lastIndexOf(")") + 2).split(" ");
     const parent = Number(fields[1]);
     cpu.set(pid, (Number(fields[11]) + Number(fields[12])) / 100);
+    kind.set(pid, fields.at(-1)!.replace("--type=", ""));
     children.set(parent, [...(children.get(parent) ?? []), pid]);
   }
-  let total = 0;
+  const total: Record<string, number> = {};
   const stack = [root];
   while (stack.length > 0) {
     const pid = stack.pop()!;
-    total += cpu.get(pid) ?? 0;
+    const k = kind.get(pid) ?? "other";
+    total[k] = (total[k] ?? 0) + (cpu.get(pid) ?? 0);
     stack.push(...(children.get(pid) ?? []));
   }
   return total;
@@ -94,7 +103,7 @@ try {
           { timeout: 300_000 },
         );
       }
-      const before = treeCpuSeconds(pid);
+      const before = treeCpuByKind(pid);
       await page.goto(
         url,
       );
@@ -107,7 +116,13 @@ try {
         },
         { timeout: 300_000, polling: 20 },
       );
-      const cpu = treeCpuSeconds(pid) - before;
+      const after = treeCpuByKind(pid);
+      const byKind = Object.fromEntries(
+        Object.entries(after).map((
+          [k, v],
+        ) => [k, Math.round((v - (before[k] ?? 0)) * 100) / 100]),
+      );
+      const cpu = Object.values(byKind).reduce((a, b) => a + b, 0);
       const state = await page.evaluate(() =>
         (globalThis as unknown as {
           demo: {
@@ -125,7 +140,9 @@ try {
         `run ${run}: first result ${
           (state.firstResultMs / 1000).toFixed(2)
         } s after navigation start (scheduler on ${state.backend}, ${state.steps} steps each way); ` +
-          `Chromium CPU ${cpu.toFixed(2)} s; milestones (ms) ${
+          `Chromium CPU ${cpu.toFixed(2)} s ${
+            JSON.stringify(byKind)
+          }; milestones (ms) ${
             JSON.stringify(state.timings)
           }; load average ${load()}`,
       );
