@@ -12,22 +12,31 @@
  */
 import { intOption as intFlag, parseOptions, UsageError } from "./_cli_args.ts";
 import {
+  DPMSolverMultistepInverseScheduler,
+  DPMSolverMultistepScheduler,
+  generate,
+  invert,
+  type LoopOptions,
+  type MultistepScheduler,
+  type Tensor,
+  TorchGenerator,
+} from "./mod.ts";
+import {
   BUILTIN_ANALYTIC_MODELS,
   builtinAnalyticModel,
   type BuiltinAnalyticModelName,
-  DPMSolverMultistepInverseScheduler,
-  DPMSolverMultistepScheduler,
   type GaussianMixture,
-  type MultistepScheduler,
-  parseConfigJson,
-  readNpyTensor,
-  resolveMultistepConfig,
   schedulerModel,
   type SchedulerModelOptions,
-  type Tensor,
-  TorchGenerator,
-  writeNpy,
-} from "./mod.ts";
+} from "./analytic.ts";
+import { readNpyTensor, writeNpy } from "./npy.ts";
+import { resolveMultistepConfig } from "./lib/config.ts";
+import { parseConfigJson, readConfigPath } from "./lib/_config_file.ts";
+import {
+  SIGMA_FAMILIES,
+  SIGMA_FAMILY_NAMES,
+  sigmaFamilyOf,
+} from "./lib/_sigma_families.ts";
 
 /** Where the CLI writes; all fields optional in {@link main}. */
 export interface CliIo {
@@ -164,12 +173,11 @@ ${MODEL_HELP}
 ${SCHEDULER_HELP}`,
 };
 
-const SIGMA_FAMILIES: Record<string, string | null> = {
-  default: null,
-  karras: "use_karras_sigmas",
-  exponential: "use_exponential_sigmas",
-  beta: "use_beta_sigmas",
-};
+// The families `--sigmas` offers: both directions have them and the built-in models need the
+// VP schedule, so neither Lu (forward only) nor flow sigmas.
+const CLI_SIGMA_FAMILIES = SIGMA_FAMILY_NAMES.filter((name) =>
+  !SIGMA_FAMILIES[name].forwardOnly && !SIGMA_FAMILIES[name].flow
+);
 
 /** Flags that set one config key: flag name → key. */
 const KEY_FLAGS = {
@@ -349,7 +357,7 @@ async function configFrom(
       `give the config once: as '--config' or as the positional argument, not both ('${values.config}' and '${positional}')`,
     );
   }
-  const base = path === undefined ? {} : await readConfig(path);
+  const base = path === undefined ? {} : (await readConfigPath(path)).config;
   const overrides: Record<string, unknown> = {};
   const check = (flag: string, key: string, value: unknown) => {
     try {
@@ -374,11 +382,11 @@ async function configFrom(
     const family = choiceFlag(
       "sigmas",
       values.sigmas,
-      Object.keys(SIGMA_FAMILIES),
+      ["default", ...CLI_SIGMA_FAMILIES],
       "default",
     );
-    for (const key of Object.values(SIGMA_FAMILIES)) {
-      if (key !== null) overrides[key] = key === SIGMA_FAMILIES[family];
+    for (const name of CLI_SIGMA_FAMILIES) {
+      overrides[SIGMA_FAMILIES[name].key] = name === family;
     }
   }
   for (const entry of values.set ?? []) {
@@ -399,39 +407,6 @@ async function configFrom(
     check(`--set ${entry}`, key, value);
   }
   return { base, overrides };
-}
-
-async function readConfig(path: string): Promise<Record<string, unknown>> {
-  let file = path;
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch (error) {
-    throw new Error(
-      `Cannot read the config '${path}': ${
-        (error as Error).message
-      } (expected a scheduler_config.json or a model folder holding one)`,
-    );
-  }
-  if (info.isDirectory) {
-    const candidates = [
-      `${path}/scheduler_config.json`,
-      `${path}/scheduler/scheduler_config.json`,
-    ];
-    const found = [];
-    for (const c of candidates) {
-      if (await Deno.stat(c).then((i) => i.isFile, () => false)) found.push(c);
-    }
-    if (found.length === 0) {
-      throw new Error(
-        `Cannot find a scheduler config in the folder '${path}': expected ${
-          candidates.map((c) => `'${c}'`).join(" or ")
-        }`,
-      );
-    }
-    file = found[0]!;
-  }
-  return parseConfigJson(await Deno.readTextFile(file), file);
 }
 
 interface Schedulers {
@@ -564,15 +539,10 @@ function describe(scheduler: MultistepScheduler): string {
   const c = scheduler.config as MultistepScheduler["config"] & {
     final_sigmas_type?: string;
   };
-  const sigmas = c.use_karras_sigmas
-    ? "Karras"
-    : c.use_exponential_sigmas
-    ? "exponential"
-    : c.use_beta_sigmas
-    ? "beta"
-    : c.use_flow_sigmas
-    ? "flow"
-    : "interpolated";
+  const family = sigmaFamilyOf(c);
+  const sigmas = family === null
+    ? "interpolated"
+    : SIGMA_FAMILIES[family].label;
   const final = c.final_sigmas_type === undefined
     ? ""
     : `, final sigma ${c.final_sigmas_type}`;
@@ -620,32 +590,38 @@ async function readInput(
   return x;
 }
 
-/** Steps `sample` through the whole schedule, drawing a progress bar on a terminal. */
-function loop(
+/**
+ * Runs the library's loop over the whole schedule (`invert` for the inverse scheduler,
+ * `generate` for the forward one), drawing a progress bar on a terminal.
+ */
+async function loop(
   scheduler: MultistepScheduler,
   model: (x: Tensor, t: number) => Tensor,
   sample: Tensor,
   label: string,
   io: CliIo,
-): Tensor {
-  const total = scheduler.timesteps.length;
+): Promise<Tensor> {
   const started = performance.now();
   const width = 24;
-  let x = sample;
-  scheduler.timesteps.forEach((t, i) => {
-    x = scheduler.step(model(x, t), t, x).prevSample;
-    if (!io.isTerminal) return;
-    const done = i + 1;
-    const seconds = (performance.now() - started) / 1000;
-    const filled = Math.round((done / total) * width);
-    io.stderr(
-      `\r${label} [${"#".repeat(filled)}${
-        ".".repeat(width - filled)
-      }] ${done}/${total} steps, ${seconds.toFixed(1)} s, ${
-        (done / Math.max(seconds, 1e-9)).toFixed(1)
-      } steps/s`,
-    );
-  });
+  const options: LoopOptions = {
+    numInferenceSteps: scheduler.timesteps.length,
+  };
+  if (io.isTerminal) {
+    options.onProgress = ({ step: done, steps: total }) => {
+      const seconds = (performance.now() - started) / 1000;
+      const filled = Math.round((done / total) * width);
+      io.stderr(
+        `\r${label} [${"#".repeat(filled)}${
+          ".".repeat(width - filled)
+        }] ${done}/${total} steps, ${seconds.toFixed(1)} s, ${
+          (done / Math.max(seconds, 1e-9)).toFixed(1)
+        } steps/s`,
+      );
+    };
+  }
+  const x = scheduler instanceof DPMSolverMultistepScheduler
+    ? await generate(model, sample, scheduler, options)
+    : (await invert(model, sample, scheduler, options)).sample;
   if (io.isTerminal) io.stderr("\n");
   return x;
 }
@@ -671,7 +647,7 @@ async function run(
   const scheduler = cmd === "invert" ? made.inverse() : made.forward();
   const x = await readInput(input, "the input", model.dim);
   const fn = modelFor(model, scheduler, { noiseLevel });
-  const result = loop(
+  const result = await loop(
     scheduler,
     fn,
     x,
@@ -755,10 +731,10 @@ async function roundtrip(
       `${count} samples drawn from the model (TorchGenerator seed ${seed})`;
   }
 
-  const invert = modelFor(model, inverse, { noiseLevel });
-  const noise = loop(inverse, invert, x0, "invert", io);
-  const sample = modelFor(model, forward, { noiseLevel });
-  const back = loop(forward, sample, noise, "sample", io);
+  const toNoise = modelFor(model, inverse, { noiseLevel });
+  const noise = await loop(inverse, toNoise, x0, "invert", io);
+  const toData = modelFor(model, forward, { noiseLevel });
+  const back = await loop(forward, toData, noise, "sample", io);
 
   const start = inverse.alphaSigmaAt(0);
   const end = inverse.alphaSigmaAt(inverse.sigmas.length - 1);

@@ -14,10 +14,9 @@ import {
   generate,
   invert,
   type LoopProgress,
-  readNpy,
-  readNpyTensor,
   Tensor,
 } from "../mod.ts";
+import { readNpy, readNpyTensor } from "../npy.ts";
 import { onnxDiffusionModel, onnxFunction } from "../onnx.ts";
 
 /** The folder holding `unet.onnx`, `classifier.onnx`, `scheduler/` and the held-out digits. */

@@ -17,12 +17,8 @@ import {
   parseOptions,
   UsageError,
 } from "../_cli_args.ts";
-import {
-  generate,
-  type LoopProgress,
-  readNpy,
-  TorchGenerator,
-} from "../mod.ts";
+import { generate, type LoopProgress, TorchGenerator } from "../mod.ts";
+import { readNpy } from "../npy.ts";
 
 const LABELS = new URL(
   "../reference/models/digits/heldout_labels.npy",

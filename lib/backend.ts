@@ -4,6 +4,7 @@
  * @module
  */
 import { CpuKernels } from "./backends/cpu.ts";
+import { describe } from "./_describe.ts";
 import type { Kernels, TensorView } from "./kernels.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -23,7 +24,9 @@ let tensorKernels: Kernels<Tensor> = cpuKernels;
  *
  * @example
  * ```ts
- * import { cpuKernels, kernelsFor, setTensorKernels, Tensor, WasmKernels } from "@dpmsolver/scheduler";
+ * import { setTensorKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
+ * import { cpuKernels, kernelsFor } from "./backend.ts";
  * import assert from "node:assert/strict";
  * const previous = setTensorKernels(new WasmKernels());
  * assert.equal(kernelsFor("step", Tensor.zeros([2])).name, "wasm");
@@ -47,7 +50,8 @@ export function setTensorKernels(
  *
  * @example
  * ```ts
- * import { kernelsFor, Tensor } from "@dpmsolver/scheduler";
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { kernelsFor } from "./backend.ts";
  * import assert from "node:assert/strict";
  * assert.equal(kernelsFor("sample", Tensor.zeros([2]), Tensor.zeros([2])).name, "cpu");
  * ```
@@ -77,9 +81,4 @@ export function kernelsFor<T extends TensorView<T>>(
     kernels = own;
   }
   return kernels ?? (tensorKernels as unknown as Kernels<T>);
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== "object") return String(value);
-  return (value as object).constructor?.name ?? "object";
 }

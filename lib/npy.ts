@@ -25,7 +25,8 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
  *
  * @example
  * ```ts
- * import { encodeNpy, decodeNpy, Tensor } from "@dpmsolver/scheduler";
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { encodeNpy, decodeNpy } from "@dpmsolver/scheduler/npy";
  * import assert from "node:assert/strict";
  *
  * const bytes = encodeNpy(Tensor.from([1, 2, 3, 4], [2, 2]));
@@ -129,7 +130,7 @@ function parseShape(text: string): number[] | null {
  *
  * @example
  * ```ts
- * import { encodeNpy } from "@dpmsolver/scheduler";
+ * import { encodeNpy } from "@dpmsolver/scheduler/npy";
  * import assert from "node:assert/strict";
  * const bytes = encodeNpy(new Int32Array([1, 2, 3]));
  * assert.equal(bytes.length % 64, 12 % 64);
@@ -161,7 +162,23 @@ export function encodeNpy(array: Tensor | Int32Array): Uint8Array {
   return out;
 }
 
-/** Reads a `.npy` file (see {@link decodeNpy}); errors name the file. Needs Deno (elsewhere: `decodeNpy` of fetched bytes). */
+/**
+ * Reads a `.npy` file (see {@link decodeNpy}); errors name the file. Needs Deno: elsewhere, fetch the
+ * bytes and call `decodeNpy`.
+ *
+ * @example Write a tensor and read it back
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { readNpy, readNpyTensor, writeNpy } from "@dpmsolver/scheduler/npy";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/x.npy`;
+ * await writeNpy(path, Tensor.from([1, 2, 3, 4], [2, 2]));
+ * assert.deepEqual((await readNpy(path)).shape, [2, 2]);
+ * assert.deepEqual(Array.from((await readNpyTensor(path)).toFloat32Array()), [1, 2, 3, 4]);
+ * await Deno.remove(path);
+ * ```
+ */
 export async function readNpy(path: string | URL): Promise<NpyArray> {
   const deno = denoFileSystem(
     `read '${path}'`,
@@ -178,7 +195,22 @@ export async function readNpy(path: string | URL): Promise<NpyArray> {
   return decodeNpy(bytes, String(path));
 }
 
-/** Reads a float32 `.npy` file as a {@link Tensor}. */
+/**
+ * Reads a float32 `.npy` file as a {@link Tensor}.
+ *
+ * @example Write a tensor and read it back
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { readNpy, readNpyTensor, writeNpy } from "@dpmsolver/scheduler/npy";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/x.npy`;
+ * await writeNpy(path, Tensor.from([1, 2, 3, 4], [2, 2]));
+ * assert.deepEqual((await readNpy(path)).shape, [2, 2]);
+ * assert.deepEqual(Array.from((await readNpyTensor(path)).toFloat32Array()), [1, 2, 3, 4]);
+ * await Deno.remove(path);
+ * ```
+ */
 export async function readNpyTensor(path: string | URL): Promise<Tensor> {
   const array = await readNpy(path);
   if (array.dtype !== "<f4") {
@@ -189,7 +221,23 @@ export async function readNpyTensor(path: string | URL): Promise<Tensor> {
   return new Tensor(array.data, array.shape);
 }
 
-/** Writes a tensor or an `Int32Array` as a `.npy` file. Needs Deno (elsewhere: `encodeNpy`). */
+/**
+ * Writes a tensor or an `Int32Array` as a `.npy` file. Needs Deno: elsewhere, save the bytes of
+ * `encodeNpy` yourself.
+ *
+ * @example Write a tensor and read it back
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { readNpy, readNpyTensor, writeNpy } from "@dpmsolver/scheduler/npy";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/x.npy`;
+ * await writeNpy(path, Tensor.from([1, 2, 3, 4], [2, 2]));
+ * assert.deepEqual((await readNpy(path)).shape, [2, 2]);
+ * assert.deepEqual(Array.from((await readNpyTensor(path)).toFloat32Array()), [1, 2, 3, 4]);
+ * await Deno.remove(path);
+ * ```
+ */
 export async function writeNpy(
   path: string | URL,
   array: Tensor | Int32Array,

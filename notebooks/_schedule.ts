@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ScheduleRow } from "../lib/multistep_core.ts";
+import type { ScheduleRow } from "../lib/multistep_scheduler.ts";
 import { DPMSolverMultistepInverseScheduler } from "../lib/multistep_inverse.ts";
 import { logAxis, type Panel, Plot, showTable } from "./_plots.ts";
 

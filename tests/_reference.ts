@@ -6,7 +6,7 @@
 // deno-lint-ignore no-import-prefix
 import { fromArrayBuffer } from "npm:numpy-parser@1.2.3";
 import { f32 } from "../lib/_f32.ts";
-import { parseConfigJson } from "../lib/config.ts";
+import { parseConfigJson } from "../lib/_config_file.ts";
 import { Tensor } from "../lib/tensor.ts";
 import {
   DPMSolverMultistepInverseScheduler,

@@ -2,7 +2,8 @@
 // schedule table against the VP relations, .npy output, and the progress bar.
 import assert from "node:assert/strict";
 import { main } from "../cli.ts";
-import { decodeNpy, encodeNpy, Tensor } from "../mod.ts";
+import { Tensor } from "../mod.ts";
+import { decodeNpy, encodeNpy } from "../npy.ts";
 
 async function cli(
   args: string[],

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeNpy, encodeNpy, readNpy, Tensor } from "../mod.ts";
+import { Tensor } from "../mod.ts";
+import { decodeNpy, encodeNpy, readNpy } from "../npy.ts";
 
 Deno.test("encodeNpy() writes a header numpy reads, and decodeNpy() reads it back", () => {
   const t = Tensor.from([1.5, -2, 3, 4, 5, 6], [2, 3]);

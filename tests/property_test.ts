@@ -5,12 +5,19 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.11.0";
 import { fromArrayBuffer } from "npm:numpy-parser@1.2.3";
+import { DPMSolverMultistepInverseScheduler, Tensor } from "../mod.ts";
+import { decodeNpy, encodeNpy } from "../npy.ts";
 import {
-  decodeNpy,
-  DPMSolverMultistepInverseScheduler,
-  encodeNpy,
-  Tensor,
-} from "../mod.ts";
+  SIGMA_FAMILIES,
+  SIGMA_FAMILY_NAMES,
+  type SigmaFamilyKey,
+  sigmaFamilyOf,
+} from "../lib/_sigma_families.ts";
+
+// The inverse scheduler's families on the VP schedule (flow sigmas run the other way).
+const INVERSE_VP_FAMILIES = SIGMA_FAMILY_NAMES.filter((name) =>
+  !SIGMA_FAMILIES[name].forwardOnly && !SIGMA_FAMILIES[name].flow
+);
 
 const validConfig = fc.record({
   num_train_timesteps: fc.integer({ min: 2, max: 1000 }),
@@ -28,15 +35,17 @@ const validConfig = fc.record({
   lower_order_final: fc.boolean(),
   euler_at_final: fc.boolean(),
   thresholding: fc.boolean(),
-  sigmas: fc.constantFrom("default", "karras", "exponential", "beta"),
+  sigmas: fc.constantFrom("default", ...INVERSE_VP_FAMILIES),
   lambda_min_clipped: fc.constantFrom(-Infinity, -5.1),
   timestep_spacing: fc.constantFrom("linspace", "leading", "trailing"),
   steps_offset: fc.integer({ min: 0, max: 1 }),
 }).map(({ sigmas, ...config }) => ({
   ...config,
-  use_karras_sigmas: sigmas === "karras",
-  use_exponential_sigmas: sigmas === "exponential",
-  use_beta_sigmas: sigmas === "beta",
+  ...Object.fromEntries(
+    INVERSE_VP_FAMILIES.map((
+      name,
+    ) => [SIGMA_FAMILIES[name].key, sigmas === name]),
+  ),
 }));
 
 const withSteps = validConfig.chain((config) =>
@@ -53,8 +62,13 @@ Deno.test("random valid configs give increasing timesteps and non-decreasing sig
       scheduler.setTimesteps(steps);
       const { timesteps, sigmas } = scheduler;
       assert.equal(sigmas.length, timesteps.length + 1);
-      // Exponential and beta sigmas truncate fractional timesteps, which may repeat an integer.
-      const strict = !config.use_exponential_sigmas && !config.use_beta_sigmas;
+      // Families whose timesteps are not rounded truncate fractional ones, which may repeat an
+      // integer.
+      const family = sigmaFamilyOf(
+        config as Partial<Record<SigmaFamilyKey, boolean>>,
+      );
+      const strict = family === null ||
+        SIGMA_FAMILIES[family].timesteps === "rounded";
       for (let i = 1; i < timesteps.length; i++) {
         assert.ok(
           strict
@@ -317,5 +331,69 @@ Deno.test("decodeNpy() on mutated files decodes a consistent array or throws a T
   assert.ok(
     decoded > 100 && refused > 100,
     `${decoded} decoded, ${refused} refused`,
+  );
+});
+
+Deno.test("configs near the degenerate edges are refused naming the key, or invert to finite values", () => {
+  // Wider than `validConfig`: betas up to 0.999 (alphas_cumprod may underflow to 0) and
+  // lambda_min_clipped up to 10 (it may clip every timestep). Each config is either refused at
+  // construction with a RangeError naming the key that broke its bound, or runs finite.
+  const edgeConfig = fc.record({
+    num_train_timesteps: fc.integer({ min: 2, max: 1000 }),
+    beta_schedule: fc.constantFrom(
+      "linear",
+      "scaled_linear",
+      "squaredcos_cap_v2",
+    ),
+    beta_start: fc.double({ min: 1e-5, max: 1e-3, noNaN: true }),
+    beta_end: fc.double({ min: 2e-3, max: 0.999, noNaN: true }),
+    solver_order: fc.integer({ min: 1, max: 3 }),
+    algorithm_type: fc.constantFrom("dpmsolver", "dpmsolver++"),
+    lambda_min_clipped: fc.double({ min: -10, max: 10, noNaN: true }),
+    timestep_spacing: fc.constantFrom("linspace", "leading", "trailing"),
+  });
+  const refused = { alphas_cumprod: 0, lambda_min_clipped: 0 };
+  fc.assert(
+    fc.property(
+      edgeConfig,
+      fc.integer({ min: 1, max: 30 }),
+      (config, steps) => {
+        let scheduler: DPMSolverMultistepInverseScheduler;
+        try {
+          scheduler = new DPMSolverMultistepInverseScheduler(config);
+        } catch (error) {
+          assert.ok(error instanceof RangeError, String(error));
+          const key =
+            /^Cannot configure the scheduler as '(alphas_cumprod|lambda_min_clipped)' must .*: current value is /
+              .exec(error.message)?.[1] as keyof typeof refused | undefined;
+          assert.ok(key !== undefined, error.message);
+          refused[key]++;
+          return;
+        }
+        scheduler.setTimesteps(Math.min(steps, config.num_train_timesteps));
+        assert.ok(
+          scheduler.sigmas.every(Number.isFinite),
+          JSON.stringify(config),
+        );
+        let x = Tensor.from([0.3, -0.7, 1.1, 0.05], [1, 1, 2, 2]);
+        for (const t of scheduler.timesteps) {
+          const out = new Tensor(
+            x.toFloat32Array().map((v) => 0.5 * Math.tanh(v)),
+            x.shape,
+          );
+          x = scheduler.step(out, t, x).prevSample;
+        }
+        assert.ok(
+          x.toFloat32Array().every(Number.isFinite),
+          JSON.stringify(config),
+        );
+      },
+    ),
+    { seed: 13, numRuns: 1000 },
+  );
+  // The edges are reached: some configs of each kind are refused.
+  assert.ok(
+    refused.alphas_cumprod > 0 && refused.lambda_min_clipped > 0,
+    JSON.stringify(refused),
   );
 });

@@ -4,10 +4,9 @@ import assert from "node:assert/strict";
 import {
   DPMSolverMultistepInverseScheduler,
   DPMSolverMultistepScheduler,
-  readNpy,
   Tensor,
-  writeNpy,
 } from "../mod.ts";
+import { readNpy, writeNpy } from "../npy.ts";
 
 const DIGITS = new URL("../reference/models/digits/", import.meta.url);
 
@@ -131,7 +130,7 @@ Deno.test("file functions outside Deno throw errors that name the alternative", 
   });
   await assert.rejects(pending.save, {
     message:
-      `Cannot save the config to 'out' ${tail}write stringifyConfig(scheduler.toJSON()) yourself`,
+      `Cannot save the config to 'out' ${tail}store scheduler.toJSON() as JSON yourself`,
   });
   await assert.rejects(pending.pretrained, {
     message:

@@ -5,16 +5,16 @@
 // reference/manifest.json, bit for bit against the TypeScript kernels and counted vs diffusers.
 import assert from "node:assert/strict";
 import {
-  cpuKernels,
   DPMSolverMultistepInverseScheduler,
   type ModelOutputConversion,
   type MultistepCoefficients,
-  multistepCoefficients,
   setTensorKernels,
-  sigmaToAlphaSigma,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { WasmKernels } from "../wasm.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { TorchGenerator } from "../lib/random.ts";
 import { values } from "./_kernel_fixtures.ts";
 import { convertThenUpdate } from "../lib/_convert.ts";

@@ -8,23 +8,25 @@
 // tests/multistep_inverse_test.ts (1e-5 per step, 1e-4 for a whole loop).
 import assert from "node:assert/strict";
 import {
-  cpuKernels,
-  createWebGpuKernels,
   DPMSolverMultistepInverseScheduler,
   type Kernels,
   type ModelOutputConversion,
   type MultistepCoefficients,
-  multistepCoefficients,
-  requestWebGpuKernels,
-  sigmaToAlphaSigma,
   Tensor,
   type TensorView,
+} from "../mod.ts";
+import {
+  createWebGpuKernels,
+  requestWebGpuKernels,
   WebGpuDeviceLostError,
   WebGpuKernelError,
   WebGpuKernels,
   type WebGpuTensor,
   WebGpuUnavailableError,
-} from "../mod.ts";
+} from "../webgpu.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { adapterName, available, ignore, required } from "./_gpu.ts";
 import {
   cases,

@@ -14,9 +14,8 @@ import {
   type MultistepScheduler,
   Tensor,
   type TensorView,
-  type WebGpuKernels,
-  type WebGpuTensor,
 } from "../../mod.ts";
+import type { WebGpuKernels, WebGpuTensor } from "../../webgpu.ts";
 
 /** The null class label the UNet was trained with (classifier-free guidance). */
 export const NULL_CLASS = 10;

@@ -11,13 +11,13 @@
  */
 import * as ort from "npm:onnxruntime-web@1.30.0/wasm";
 import {
-  decodeNpy,
   DPMSolverMultistepInverseScheduler,
-  requestWebGpuKernels,
   setTensorKernels,
   Tensor,
-  WasmKernels,
 } from "../../mod.ts";
+import { decodeNpy } from "../../npy.ts";
+import { WasmKernels } from "../../wasm.ts";
+import { requestWebGpuKernels } from "../../webgpu.ts";
 import {
   cpuBackend,
   type DemoContext,

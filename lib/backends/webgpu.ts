@@ -11,6 +11,7 @@
  * @module
  */
 import { convertThenUpdate } from "../_convert.ts";
+import { describe } from "../_describe.ts";
 import {
   checkHistory,
   checkSameShape,
@@ -109,7 +110,8 @@ export interface WebGpuKernelsOptions {
  *
  * @example Fall back to the CPU
  * ```ts
- * import { cpuKernels, requestWebGpuKernels } from "@dpmsolver/scheduler";
+ * import { requestWebGpuKernels } from "@dpmsolver/scheduler/webgpu";
+ * import { cpuKernels } from "../backend.ts";
  * import assert from "node:assert/strict";
  * const gpu = await requestWebGpuKernels();
  * assert.ok((gpu ?? cpuKernels).name === "webgpu" || gpu === null);
@@ -130,6 +132,23 @@ export async function requestWebGpuKernels(
  * WebGPU kernels on a new device, or on `options.device`.
  *
  * @throws {WebGpuUnavailableError} WebGPU is missing, or no adapter or device is available.
+ *
+ * @example Kernels on the default adapter, or the CPU
+ * ```ts
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { createWebGpuKernels, WebGpuDeviceLostError, WebGpuUnavailableError } from "@dpmsolver/scheduler/webgpu";
+ * import assert from "node:assert/strict";
+ *
+ * try {
+ *   const gpu = await createWebGpuKernels();
+ *   const x = gpu.upload(Tensor.from([1, -2, 3, -4], [1, 4]));
+ *   gpu.device.destroy(); // as a driver reset would
+ *   await assert.rejects(x.read(), WebGpuDeviceLostError);
+ *   gpu.destroy();
+ * } catch (error) {
+ *   if (!(error instanceof WebGpuUnavailableError)) throw error;
+ * }
+ * ```
  */
 export async function createWebGpuKernels(
   options: WebGpuKernelsOptions = {},
@@ -195,7 +214,8 @@ interface Dispatch {
  *
  * @example Step on the device
  * ```ts
- * import { DPMSolverMultistepInverseScheduler, requestWebGpuKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, Tensor } from "@dpmsolver/scheduler";
+ * import { requestWebGpuKernels } from "@dpmsolver/scheduler/webgpu";
  * import assert from "node:assert/strict";
  * const gpu = await requestWebGpuKernels();
  * if (gpu) {
@@ -813,9 +833,4 @@ function wholeBuffer(buffer: GPUBuffer): Bound<GPUBuffer> {
 // Whether two tensors may share memory: the same buffer and overlapping element spans.
 function overlaps(a: WebGpuTensor, b: WebGpuTensor): boolean {
   return a.storage.buffer === b.storage.buffer && spansOverlap(a, b);
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== "object") return String(value);
-  return (value as object).constructor?.name ?? "object";
 }

@@ -7,8 +7,31 @@
  * @module
  */
 import * as ort from "npm:onnxruntime-node@1.30.0";
-import type { DiffusionModel } from "../invert.ts";
+import type { DiffusionModel } from "../model.ts";
 import { Tensor } from "../tensor.ts";
+
+/**
+ * What the adapters use of ONNX Runtime's `InferenceSession` (which satisfies it): input and
+ * output names, input metadata and `run`.
+ */
+export interface OnnxSession {
+  /** Names of the model's inputs. */
+  readonly inputNames: readonly string[];
+  /** Names of the model's outputs. */
+  readonly outputNames: readonly string[];
+  /** Per input: its name, whether it is a tensor and its element type. */
+  readonly inputMetadata?: readonly {
+    readonly name: string;
+    readonly isTensor: boolean;
+    readonly type?: unknown;
+  }[];
+  /** Runs the model on named input tensors. */
+  run(
+    feeds: Record<string, unknown>,
+  ): Promise<
+    Record<string, { readonly data: unknown; readonly dims: readonly number[] }>
+  >;
+}
 
 /** Options of {@link onnxDiffusionModel}. */
 export interface OnnxDiffusionModelOptions {
@@ -54,7 +77,7 @@ export interface OnnxDiffusionModelOptions {
  * ```
  */
 export function onnxDiffusionModel(
-  session: ort.InferenceSession,
+  session: OnnxSession,
   options: OnnxDiffusionModelOptions = {},
 ): DiffusionModel {
   const sampleName = options.sampleInput ?? "sample";
@@ -159,7 +182,7 @@ export function onnxDiffusionModel(
  * ```
  */
 export function onnxFunction(
-  session: ort.InferenceSession,
+  session: OnnxSession,
 ): (input: Tensor) => Promise<Tensor> {
   const inputName = session.inputNames[0]!;
   const outputName = session.outputNames[0]!;
@@ -185,7 +208,7 @@ function float32View(tensor: Tensor): Float32Array {
 type NumericType = "float32" | "int32" | "int64";
 
 function inputType(
-  session: ort.InferenceSession,
+  session: OnnxSession,
   name: string,
   fallback: NumericType,
 ): NumericType {

@@ -3,7 +3,7 @@
 // server as files and stepped in the page on the default CPU kernels and on WebGPU. The CPU must
 // match diffusers' next sample bit for bit, WebGPU the CPU bit for bit. The harness calls
 // `globalThis.runParity(names)` over slices of the case list and reads the returned counts.
-import { parseConfigJson } from "../../lib/config.ts";
+import { parseConfigJson } from "../../lib/_config_file.ts";
 import { decodeNpy } from "../../lib/npy.ts";
 import { DPMSolverMultistepScheduler } from "../../lib/multistep.ts";
 import { DPMSolverMultistepInverseScheduler } from "../../lib/multistep_inverse.ts";

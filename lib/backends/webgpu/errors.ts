@@ -12,7 +12,7 @@
  *
  * @example Fall back to the CPU
  * ```ts
- * import { createWebGpuKernels, WebGpuUnavailableError } from "@dpmsolver/scheduler";
+ * import { createWebGpuKernels, WebGpuUnavailableError } from "@dpmsolver/scheduler/webgpu";
  * import assert from "node:assert/strict";
  * try {
  *   (await createWebGpuKernels()).destroy();
@@ -33,7 +33,8 @@ export class WebGpuUnavailableError extends Error {
  *
  * @example After the device is destroyed
  * ```ts
- * import { createWebGpuKernels, Tensor, WebGpuDeviceLostError } from "@dpmsolver/scheduler";
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { createWebGpuKernels, WebGpuDeviceLostError } from "@dpmsolver/scheduler/webgpu";
  * import assert from "node:assert/strict";
  * const gpu = await createWebGpuKernels().catch(() => null);
  * if (gpu) {
@@ -73,7 +74,7 @@ export class WebGpuDeviceLostError extends Error {
  *
  * @example What a caller sees
  * ```ts
- * import { WebGpuKernelError } from "@dpmsolver/scheduler";
+ * import { WebGpuKernelError } from "@dpmsolver/scheduler/webgpu";
  * import assert from "node:assert/strict";
  * const error = new WebGpuKernelError("Cannot run copy as …", "copy_flat_wr", "validation");
  * assert.equal(error.name, "WebGpuKernelError");

@@ -48,7 +48,8 @@ export interface WebGpuStorage {
  *
  * @example Views share the device buffer
  * ```ts
- * import { requestWebGpuKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { Tensor } from "@dpmsolver/scheduler";
+ * import { requestWebGpuKernels } from "@dpmsolver/scheduler/webgpu";
  * import assert from "node:assert/strict";
  * const gpu = await requestWebGpuKernels();
  * if (gpu) {
