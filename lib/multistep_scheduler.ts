@@ -10,6 +10,7 @@
 import { type AnyTensor, kernelsFor } from "./backend.ts";
 import { BufferRecycler } from "./_buffer_recycler.ts";
 import { writeConfigFile } from "./_config_file.ts";
+import { denoFileSystem } from "./_deno.ts";
 import { DIFFUSERS_VERSION, type SchedulerConfig } from "./config.ts";
 import type { TorchGenerator } from "./random.ts";
 import { formatShape, sameShape } from "./_shape.ts";
@@ -533,8 +534,12 @@ export abstract class MultistepScheduler<
     };
   }
 
-  /** Writes `scheduler_config.json` into `dir` (created if missing), as diffusers writes it. */
+  /** Writes `scheduler_config.json` into `dir` (created if missing), as diffusers writes it. Needs Deno. */
   async saveConfig(dir: string): Promise<void> {
+    denoFileSystem(
+      `save the config to '${dir}'`,
+      "store scheduler.toJSON() as JSON yourself",
+    );
     await writeConfigFile(dir, this.toJSON());
   }
 

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { denoFileSystem } from "./_deno.ts";
 import { formatShape, sizeOf } from "./_shape.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -162,7 +163,8 @@ export function encodeNpy(array: Tensor | Int32Array): Uint8Array {
 }
 
 /**
- * Reads a `.npy` file (see {@link decodeNpy}); errors name the file.
+ * Reads a `.npy` file (see {@link decodeNpy}); errors name the file. Needs Deno: elsewhere, fetch the
+ * bytes and call `decodeNpy`.
  *
  * @example Write a tensor and read it back
  * ```ts
@@ -178,9 +180,13 @@ export function encodeNpy(array: Tensor | Int32Array): Uint8Array {
  * ```
  */
 export async function readNpy(path: string | URL): Promise<NpyArray> {
+  const deno = denoFileSystem(
+    `read '${path}'`,
+    "fetch the bytes and decode them with decodeNpy()",
+  );
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await deno.readFile(path);
   } catch (error) {
     throw new Error(`Cannot read '${path}': ${(error as Error).message}`, {
       cause: error,
@@ -216,7 +222,8 @@ export async function readNpyTensor(path: string | URL): Promise<Tensor> {
 }
 
 /**
- * Writes a tensor or an `Int32Array` as a `.npy` file.
+ * Writes a tensor or an `Int32Array` as a `.npy` file. Needs Deno: elsewhere, save the bytes of
+ * `encodeNpy` yourself.
  *
  * @example Write a tensor and read it back
  * ```ts
@@ -235,5 +242,9 @@ export async function writeNpy(
   path: string | URL,
   array: Tensor | Int32Array,
 ): Promise<void> {
-  await Deno.writeFile(path, encodeNpy(array));
+  const deno = denoFileSystem(
+    `write '${path}'`,
+    "encode the bytes with encodeNpy() and save them yourself (e.g. as a Blob download)",
+  );
+  await deno.writeFile(path, encodeNpy(array));
 }

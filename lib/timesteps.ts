@@ -78,8 +78,8 @@ export function exponentialSigmas(
 
 /**
  * Beta-distribution sigmas (arXiv:2407.12173, alpha = beta = 0.6): `sigmaMin + ppf(1 − u)·(sigmaMax − sigmaMin)`
- * for u evenly spaced in [0, 1] (diffusers' `_convert_to_beta`; the quantile is stdlib's port of
- * the Boost inverse incomplete beta that SciPy uses).
+ * for u evenly spaced in [0, 1] (diffusers' `_convert_to_beta`; SciPy's `beta.ppf` there, here a
+ * dependency-free float64 inverse of the regularized incomplete beta, within a few ulps of SciPy).
  */
 export function betaSigmas(
   sigmaMin: number,

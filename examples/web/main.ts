@@ -1,0 +1,384 @@
+/// <reference lib="dom" />
+/**
+ * The web demo's page: loads the digits UNet and classifier into ONNX Runtime Web (WebAssembly,
+ * files served by `serve.ts`), picks the scheduler's kernels (WebGPU when an adapter exists,
+ * WebAssembly otherwise, or `?backend=wasm`), then inverts a held-out digit, reconstructs it and
+ * edits it to the ten classes, drawing the images, the inverse schedule and a progress bar.
+ *
+ * `window.demo` exposes the state and `roundTrip(index, steps)` for `tests/browser/web_demo_test.ts`.
+ *
+ * @module
+ */
+import * as ort from "npm:onnxruntime-web@1.30.0/wasm";
+import {
+  DPMSolverMultistepInverseScheduler,
+  setTensorKernels,
+  Tensor,
+} from "../../mod.ts";
+import { decodeNpy } from "../../npy.ts";
+import { WasmKernels } from "../../wasm.ts";
+import { requestWebGpuKernels } from "../../webgpu.ts";
+import {
+  cpuBackend,
+  type DemoContext,
+  gpuBackend,
+  invertImage,
+  ortClassifier,
+  ortModel,
+  psnr,
+  regenerate,
+  repeat,
+  type StepBackend,
+} from "./_demo.ts";
+
+const MODEL = new URL("models/digits/", location.href).href;
+const PICKER_COUNT = 24;
+const GUIDANCE = 3;
+const EDIT_STRENGTH = 0.5;
+
+/** What the page reports (read by the browser test). */
+interface DemoState {
+  status: "loading" | "running" | "done" | "error";
+  error?: string;
+  backend?: string;
+  digit?: number;
+  label?: number;
+  steps?: number;
+  psnr?: number;
+  /** Milliseconds from navigation start to the first reconstruction on screen. */
+  firstResultMs?: number;
+  edits?: number[];
+  /** Milliseconds from navigation start at which each part was ready. */
+  timings?: Record<string, number>;
+  roundTrip?: (
+    index: number,
+    steps: number,
+  ) => Promise<{ psnr: number; label: number }>;
+}
+
+const state: DemoState = {
+  status: "loading",
+  timings: { script: Math.round(performance.now()) },
+};
+(globalThis as unknown as { demo: DemoState }).demo = state;
+
+const $ = <T extends HTMLElement>(id: string) =>
+  document.getElementById(id) as T;
+
+function say(text: string) {
+  $("status").textContent = text;
+}
+
+/** Draws a [1, 8, 8] image on a canvas: [lo, hi] → white..black. */
+function draw(
+  canvas: HTMLCanvasElement,
+  image: Tensor,
+  range: [number, number] = [-1, 1],
+) {
+  const v = image.toFloat32Array();
+  const ctx = canvas.getContext("2d")!;
+  const pixels = ctx.createImageData(8, 8);
+  for (let i = 0; i < 64; i++) {
+    const ink = Math.min(
+      1,
+      Math.max(0, (v[i]! - range[0]) / (range[1] - range[0])),
+    );
+    const g = Math.round(255 * (1 - ink));
+    pixels.data.set([g, g, g, 255], 4 * i);
+  }
+  ctx.putImageData(pixels, 0, 0);
+}
+
+function tile(label: string, size = 8): HTMLElement {
+  const figure = document.createElement("figure");
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  const caption = document.createElement("figcaption");
+  caption.textContent = label;
+  figure.append(canvas, caption);
+  return figure;
+}
+
+/** The inverse schedule's sigmas against the step, log scale, with a marker at `current`. */
+function plotSchedule(sigmas: Float32Array, steps: number, current: number) {
+  const w = 360, h = 160, left = 44, bottom = 26, top = 10, right = 10;
+  const logs = Array.from(sigmas.subarray(0, steps + 1), (s) => Math.log10(s));
+  const lo = Math.floor(Math.min(...logs)), hi = Math.ceil(Math.max(...logs));
+  const x = (i: number) => left + (i / steps) * (w - left - right);
+  const y = (l: number) =>
+    top + (1 - (l - lo) / (hi - lo)) * (h - top - bottom);
+  const points = logs.map((l, i) => `${x(i).toFixed(1)},${y(l).toFixed(1)}`);
+  const ticks = [];
+  for (let l = lo; l <= hi; l++) {
+    ticks.push(
+      `<line x1="${left - 4}" x2="${w - right}" y1="${y(l)}" y2="${
+        y(l)
+      }" class="grid"/>` +
+        `<text x="${left - 6}" y="${y(l) + 4}" text-anchor="end">1e${l}</text>`,
+    );
+  }
+  const marker = current > 0
+    ? `<circle cx="${x(current)}" cy="${
+      y(logs[current]!)
+    }" r="4" class="marker"/>`
+    : "";
+  $("schedule").innerHTML =
+    `<svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="inverse schedule">` +
+    ticks.join("") +
+    `<polyline points="${points.join(" ")}" class="line"/>` +
+    logs.map((l, i) =>
+      `<circle cx="${x(i)}" cy="${y(l)}" r="1.6" class="dot"/>`
+    ).join("") +
+    marker +
+    `<text x="${(left + w - right) / 2}" y="${
+      h - 6
+    }" text-anchor="middle">step (inversion, t = 0 → ${steps})</text>` +
+    `<text x="12" y="${top + 60}" transform="rotate(-90 12 ${
+      top + 60
+    })" text-anchor="middle">sigma</text>` +
+    `</svg>`;
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`Cannot fetch '${url}': HTTP ${response.status}`);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function main() {
+  const forceWasm =
+    new URLSearchParams(location.search).get("backend") === "wasm";
+  say("loading ONNX Runtime Web, the model and the held-out digits…");
+  ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
+  // One thread by default: two were not faster on this tiny model and used more CPU (measured
+  // with bench/web_first_result.ts on a loaded 2-core machine). `?threads=n` sets the
+  // count; threads need cross-origin isolation, which serve.ts provides (COOP/COEP headers).
+  const threads = Number(
+    new URLSearchParams(location.search).get("threads") ?? 1,
+  );
+  ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? threads : 1;
+  state.timings!.threads = ort.env.wasm.numThreads;
+  const timed = <T>(name: string, promise: Promise<T>) =>
+    promise.then((value) => {
+      state.timings![name] = Math.round(performance.now());
+      return value;
+    });
+  const session = (name: string) =>
+    timed(
+      name,
+      fetchBytes(`${MODEL}${name}.onnx`).then((b) =>
+        ort.InferenceSession.create(b)
+      ),
+    );
+  const npy = (name: string) =>
+    fetchBytes(`${MODEL}${name}.npy`).then((b) => decodeNpy(b, `${name}.npy`));
+  const [unet, classifier, images, labels, inverse, gpu] = await Promise.all([
+    session("unet"),
+    session("classifier"),
+    npy("heldout_images"),
+    npy("heldout_labels"),
+    // The scheduler config straight from the model folder's URL.
+    DPMSolverMultistepInverseScheduler.fromPretrained(MODEL, {
+      subfolder: "scheduler",
+    }),
+    timed("webgpu", forceWasm ? Promise.resolve(null) : requestWebGpuKernels()),
+  ]);
+  state.timings!.loaded = Math.round(performance.now());
+  const digits = new Tensor(images.data as Float32Array, images.shape);
+  const classes = labels.data as Int32Array;
+  const config = inverse.toJSON();
+  let backend: StepBackend<never>;
+  if (gpu) {
+    backend = gpuBackend(gpu) as StepBackend<never>;
+    $("backend").textContent =
+      "Scheduler steps run on WebGPU (WebGpuKernels); the UNet runs in ONNX Runtime Web on WebAssembly.";
+  } else {
+    setTensorKernels(new WasmKernels());
+    backend = cpuBackend as StepBackend<never>;
+    $("backend").textContent = forceWasm
+      ? "Scheduler steps run on the WebAssembly kernels (asked with ?backend=wasm); the UNet runs in ONNX Runtime Web on WebAssembly."
+      : "No WebGPU adapter here: scheduler steps run on the WebAssembly kernels; the UNet runs in ONNX Runtime Web on WebAssembly.";
+  }
+  state.backend = backend.name;
+  const ctx: DemoContext<never> = {
+    model: ortModel(ort, unet),
+    config,
+    backend,
+  };
+  const classify = ortClassifier(ort, classifier);
+  const item = (i: number) => digits.slice(0, i, i + 1);
+
+  // The picker: the first held-out digits.
+  const picker = $("picker");
+  for (let i = 0; i < PICKER_COUNT; i++) {
+    const figure = tile(`${classes[i]}`);
+    figure.dataset.index = `${i}`;
+    draw(figure.querySelector("canvas")!, item(i));
+    figure.addEventListener("click", () => run(i));
+    picker.append(figure);
+  }
+  const results = $("results");
+  const original = tile("original"),
+    noise = tile("inverted noise"),
+    recon = tile("reconstruction");
+  results.append(original, noise, recon);
+  const edits = $("edits");
+  const editTiles = Array.from({ length: 10 }, (_, c) => tile(`→ ${c}`));
+  edits.append(...editTiles);
+
+  const progress = $("progress") as HTMLProgressElement;
+  let busy = false;
+
+  async function roundTrip(
+    index: number,
+    steps: number,
+    onStep: (
+      phase: "invert" | "generate",
+      step: number,
+    ) => Promise<void> | void,
+  ) {
+    const image = item(index);
+    const label = Int32Array.of(classes[index]!);
+    const inverted = await invertImage(ctx, image, label, steps, 1, onStep);
+    const reconstruction = await regenerate(
+      ctx,
+      inverted,
+      label,
+      steps,
+      1,
+      onStep,
+    );
+    return {
+      image,
+      label,
+      inverted,
+      reconstruction,
+      psnr: psnr(image, reconstruction),
+    };
+  }
+
+  async function run(index: number) {
+    if (busy) return;
+    busy = true;
+    state.status = "running";
+    const steps = Number(($("steps") as HTMLInputElement).value);
+    const editSteps = Math.trunc(steps * EDIT_STRENGTH);
+    const total = 2 * steps + 2 * editSteps;
+    let done = 0;
+    progress.max = total;
+    progress.value = 0;
+    picker.querySelectorAll("figure").forEach((f) =>
+      f.classList.toggle("selected", f.dataset.index === `${index}`)
+    );
+    inverse.setTimesteps(steps);
+    plotSchedule(inverse.sigmas, steps, 0);
+    let lastPaint = 0;
+    const tick = (phase: "invert" | "generate", step: number) => {
+      progress.value = ++done;
+      if (phase === "invert" && done <= steps) {
+        plotSchedule(inverse.sigmas, steps, step);
+      }
+      // Let the page paint now and then.
+      const now = performance.now();
+      if (now - lastPaint > 50) {
+        lastPaint = now;
+        return new Promise<void>((resolve) => setTimeout(resolve, 0));
+      }
+    };
+    try {
+      say(
+        `digit ${index} (class ${
+          classes[index]
+        }): inverting and reconstructing, ${steps} steps each way…`,
+      );
+      const r = await roundTrip(index, steps, tick);
+      draw(original.querySelector("canvas")!, r.image);
+      draw(noise.querySelector("canvas")!, r.inverted.sample, [-3, 3]);
+      draw(recon.querySelector("canvas")!, r.reconstruction);
+      recon.querySelector("figcaption")!.textContent = `reconstruction, ${
+        r.psnr.toFixed(1)
+      } dB`;
+      Object.assign(state, {
+        digit: index,
+        label: classes[index],
+        steps,
+        psnr: r.psnr,
+      });
+      if (state.firstResultMs === undefined) {
+        state.firstResultMs = performance.now();
+        $("timing").textContent = `first result ${
+          (state.firstResultMs / 1000).toFixed(2)
+        } s after the page started loading`;
+      }
+      say(
+        `digit ${index}: round trip ${
+          r.psnr.toFixed(2)
+        } dB; editing to the ten classes (guidance ${GUIDANCE}, strength ${EDIT_STRENGTH})…`,
+      );
+      // Edits: invert the first half of the schedule once, regenerate ten copies, one per class.
+      const partial = await invertImage(
+        ctx,
+        r.image,
+        r.label,
+        steps,
+        EDIT_STRENGTH,
+        tick,
+      );
+      const targets = Int32Array.from({ length: 10 }, (_, c) => c);
+      const edited = await regenerate(
+        ctx,
+        { sample: repeat(partial.sample, 10), sigma: partial.sigma },
+        targets,
+        steps,
+        GUIDANCE,
+        tick,
+      );
+      const predicted = await classify(edited);
+      editTiles.forEach((figure, c) => {
+        draw(figure.querySelector("canvas")!, edited.slice(0, c, c + 1));
+        figure.querySelector("figcaption")!.textContent = `→ ${c} (reads ${
+          predicted[c]
+        })`;
+        figure.classList.toggle("miss", predicted[c] !== c);
+      });
+      state.edits = Array.from(predicted);
+      const hits = targets.filter((c, i) => predicted[i] === c).length;
+      say(
+        `digit ${index}: round trip ${
+          r.psnr.toFixed(2)
+        } dB; the classifier reads ${hits} of 10 edits as their target class`,
+      );
+      state.status = "done";
+    } catch (error) {
+      state.status = "error";
+      state.error = String((error as Error).stack ?? error);
+      say(`error: ${(error as Error).message}`);
+      console.error(error);
+    } finally {
+      busy = false;
+    }
+  }
+
+  state.roundTrip = async (index, steps) => {
+    const r = await roundTrip(index, steps, () => {});
+    return { psnr: r.psnr, label: r.label[0]! };
+  };
+  ($("steps") as HTMLInputElement).addEventListener("change", () => {
+    const selected = picker.querySelector<HTMLElement>("figure.selected");
+    run(Number(selected?.dataset.index ?? 0));
+  });
+  await run(0);
+}
+
+// ONNX Runtime's worker threads load this same script (its WebAssembly glue is bundled in):
+// only the page runs the demo.
+if (globalThis.document) {
+  main().catch((error) => {
+    state.status = "error";
+    state.error = String((error as Error).stack ?? error);
+    say(`error: ${(error as Error).message}`);
+    console.error(error);
+  });
+}
