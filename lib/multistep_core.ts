@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { type AnyTensor, kernelsFor } from "./backend.ts";
+// --- kernel selection (issue 15): the scheduler's own CPU kernels, results in JS memory.
+import { type AnyTensor, defaultKernels } from "./backend.ts";
+import {
+  checkTensorKernels,
+  emptyResult,
+  kernelsWith,
+} from "./_kernel_choice.ts";
+import type { Tensor } from "./tensor.ts";
+// --- end kernel selection
 import { convertModelOutput } from "./_convert.ts";
 import {
   type AlgorithmType,
@@ -127,6 +135,26 @@ export abstract class MultistepScheduler<
   // Reused per step: the conversion handed to a fused kernel and the history it reads.
   #conversion: WritableConversion = { form: "copy", a: 1, b: 0, d: 1 };
   #history: AnyTensor[] = [];
+  // --- kernel selection (issue 15)
+  #kernels: Kernels<Tensor> | null = null;
+
+  /**
+   * The kernels this scheduler runs CPU {@link Tensor}s on: {@link defaultKernels} unless set
+   * (WebAssembly SIMD where the runtime has it, else the TypeScript `cpuKernels`). Set it to
+   * choose for this scheduler alone, e.g. `scheduler.kernels = cpuKernels`; no other scheduler
+   * is affected. Every CPU backend gives the same bits. Device tensors (WebGPU) always run on
+   * their own kernels, and mixing them with CPU tensors in one call is a `TypeError`.
+   *
+   * @throws {TypeError} When set to anything but kernels for CPU tensors.
+   */
+  get kernels(): Kernels<Tensor> {
+    return this.#kernels ?? defaultKernels();
+  }
+
+  set kernels(kernels: Kernels<Tensor>) {
+    this.#kernels = checkTensorKernels(kernels);
+  }
+  // --- end kernel selection
 
   /** The diffusers class name this scheduler reproduces. */
   abstract get className(): string;
@@ -265,13 +293,15 @@ export abstract class MultistepScheduler<
    * current step index's sigma. Allocates the result.
    */
   convertModelOutput<T extends TensorView<T>>(modelOutput: T, sample: T): T {
-    const kernels = kernelsFor<T>(
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
       "convert the model output",
       modelOutput,
       sample,
     );
     const meanOutput = this.#checkModelOutput(modelOutput, sample);
-    const out = kernels.empty(sample.shape);
+    const out = emptyResult(kernels, tensorKernels, sample.shape);
     this.#convertInto(
       kernels,
       out,
@@ -309,7 +339,9 @@ export abstract class MultistepScheduler<
         `Cannot step as 'timestep' must be an integer from the schedule: current value is ${timestep}`,
       );
     }
-    const kernels = kernelsFor<T>(
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
       "step",
       modelOutput,
       sample,
@@ -329,7 +361,8 @@ export abstract class MultistepScheduler<
     }
     const index = this.#stepIndex;
     const count = this.timesteps.length;
-    const out = options.out ?? kernels.empty(sample.shape);
+    const out = options.out ??
+      emptyResult(kernels, tensorKernels, sample.shape);
     if (index >= count) {
       if (this.overrunAllowance <= 0) {
         throw new RangeError(
@@ -473,7 +506,13 @@ export abstract class MultistepScheduler<
     noise: T,
     timesteps: ArrayLike<number>,
   ): T {
-    const kernels = kernelsFor<T>("add noise", originalSamples, noise);
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
+      "add noise",
+      originalSamples,
+      noise,
+    );
     if (!sameShape(originalSamples.shape, noise.shape)) {
       throw new TypeError(
         `Cannot add noise as 'noise' must have the shape of 'originalSamples' ${
@@ -487,7 +526,7 @@ export abstract class MultistepScheduler<
         `Cannot add noise as 'timesteps' must hold one timestep per batch item (${batch}): current length is ${timesteps.length}`,
       );
     }
-    const out = kernels.empty(originalSamples.shape);
+    const out = emptyResult(kernels, tensorKernels, originalSamples.shape);
     for (let i = 0; i < batch; i++) {
       const { alphaT, sigmaT } = this.alphaSigmaAt(
         this.addNoiseIndex(timesteps[i]!),
@@ -561,13 +600,20 @@ export abstract class MultistepScheduler<
     sample: T,
     noise: T | undefined,
   ): T {
-    const kernels = kernelsFor<T>("update", sample, noise, ...modelOutputList);
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
+      "update",
+      sample,
+      noise,
+      ...modelOutputList,
+    );
     if (modelOutputList.length < order) {
       throw new RangeError(
         `Cannot take a order-${order} update as 'modelOutputList' must hold at least ${order} outputs: current length is ${modelOutputList.length}`,
       );
     }
-    const out = kernels.empty(sample.shape);
+    const out = emptyResult(kernels, tensorKernels, sample.shape);
     this.#update(
       kernels,
       out,

@@ -4,9 +4,11 @@
  * in the same order, so the results equal the TypeScript kernels bit for bit. Dynamic
  * thresholding finds torch's quantile with a radix histogram and a selection, not a sort.
  *
- * Tensors from {@link WasmKernels.empty} live in the module's memory and are read in place; any
- * other tensor is copied in (and a result copied out) per call. Opt in with
- * `setTensorKernels(new WasmKernels())`.
+ * It is the default for CPU tensors where the runtime has WebAssembly SIMD (see
+ * `defaultKernels`). Tensors from {@link WasmKernels.empty} live in the module's memory and are
+ * read in place; any other tensor is copied into a reused staging area (and a result copied out)
+ * per call. Schedulers keep their model-output history in the memory and return results in
+ * ordinary JavaScript memory, so the memory stops growing after the first steps of a loop.
  *
  * @module
  */
@@ -108,16 +110,51 @@ const SLOT = {
 } as const;
 const PARAM_WORDS = 24;
 
-let compiled: WebAssembly.Module | undefined;
+// The compiled module: undefined before the first try, null where the runtime cannot run it
+// synchronously (no WebAssembly, no SIMD, or a browser's main thread refusing to compile a
+// module over 4 KB synchronously; there it is compiled in the background and set when ready).
+let compiled: WebAssembly.Module | null | undefined;
+
+function moduleBytes(): Uint8Array<ArrayBuffer> {
+  const binary = atob(KERNELS_WASM_BASE64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function tryCompile(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  compiled = null;
+  if (typeof WebAssembly !== "object") return null;
+  const bytes = moduleBytes();
+  // Feature detection: the module validates only where SIMD (and the rest it uses) exists.
+  if (!WebAssembly.validate(bytes)) return null;
+  try {
+    compiled = new WebAssembly.Module(bytes);
+    return compiled;
+  } catch {
+    // A browser's main thread: compile in the background, usable from the next call on.
+    WebAssembly.compile(bytes).then((module) => {
+      try {
+        // Instantiating may be refused synchronously too; then stay with the fallback.
+        new WebAssembly.Instance(module, {
+          env: { memory: new WebAssembly.Memory({ initial: 2 }) },
+        });
+        compiled = module;
+      } catch { /* the TypeScript kernels remain the default */ }
+    }, () => {});
+    return null;
+  }
+}
 
 function kernelsModule(): WebAssembly.Module {
-  if (!compiled) {
-    const binary = atob(KERNELS_WASM_BASE64);
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    compiled = new WebAssembly.Module(bytes);
+  const module = tryCompile();
+  if (module === null) {
+    throw new TypeError(
+      "Cannot create WasmKernels as this runtime cannot compile WebAssembly SIMD synchronously: use cpuKernels (WasmKernels.supported() tells)",
+    );
   }
-  return compiled;
+  return module;
 }
 
 function resizableSupported(): boolean {
@@ -207,34 +244,25 @@ function lerpF32(start: number, end: number, weight: number): number {
  * `WebAssembly.Memory`; tensors from {@link WasmKernels.empty} live in it and their memory is
  * reused once they are garbage-collected (keep the tensor, not only a `subarray` of its `data`).
  *
- * @example Step with the SIMD kernels, allocation-free
+ * @example The resident fast path: samples in the module's memory, stepped with `out`
  * ```ts
- * import {
- *   DPMSolverMultistepInverseScheduler,
- *   setTensorKernels,
- *   Tensor,
- *   WasmKernels,
- * } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, Tensor, WasmKernels } from "@dpmsolver/scheduler";
  * import assert from "node:assert/strict";
  *
  * const wasm = new WasmKernels();
- * const previous = setTensorKernels(wasm);
- * try {
- *   const scheduler = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
- *   scheduler.setTimesteps(10);
- *   // Samples in the module's memory are read and written in place.
- *   let sample = wasm.empty([1, 4, 8, 8]);
- *   wasm.copy(sample, Tensor.from(Array.from({ length: 256 }, (_, i) => Math.sin(i)), [1, 4, 8, 8]));
- *   let spare = wasm.empty(sample.shape);
- *   for (const t of scheduler.timesteps) {
- *     const noisePrediction = new Tensor(sample.toFloat32Array().map((x) => 0.5 * x), sample.shape);
- *     const next = scheduler.step(noisePrediction, t, sample, { out: spare }).prevSample;
- *     [sample, spare] = [next, sample];
- *   }
- *   assert.ok(sample.toFloat32Array().every(Number.isFinite));
- * } finally {
- *   setTensorKernels(previous);
+ * const scheduler = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
+ * scheduler.kernels = wasm; // this scheduler only (the default is a shared instance)
+ * scheduler.setTimesteps(10);
+ * // Samples in the module's memory are read and written in place, allocation-free.
+ * let sample = wasm.empty([1, 4, 8, 8]);
+ * wasm.copy(sample, Tensor.from(Array.from({ length: 256 }, (_, i) => Math.sin(i)), [1, 4, 8, 8]));
+ * let spare = wasm.empty(sample.shape);
+ * for (const t of scheduler.timesteps) {
+ *   const noisePrediction = new Tensor(sample.toFloat32Array().map((x) => 0.5 * x), sample.shape);
+ *   const next = scheduler.step(noisePrediction, t, sample, { out: spare }).prevSample;
+ *   [sample, spare] = [next, sample];
  * }
+ * assert.ok(sample.toFloat32Array().every(Number.isFinite));
  * ```
  */
 export class WasmKernels implements Kernels<Tensor> {
@@ -268,6 +296,8 @@ export class WasmKernels implements Kernels<Tensor> {
   // pointers: one lookup per operand in a step, where the typed array's `byteOffset` (over a
   // resizable buffer) is a builtin call.
   readonly #allocated = new WeakMap<Tensor, number>();
+  // The operands of a call being staged (reused).
+  readonly #operands: (Tensor | null)[] = [];
 
   /**
    * Instantiates the module (synchronously; it is about 15 KB).
@@ -291,6 +321,22 @@ export class WasmKernels implements Kernels<Tensor> {
     this.#buffer = this.#memory.buffer as ArrayBuffer;
     this.#heap = new Float32Array(this.#buffer);
     [this.#paramWords, this.#paramFloats] = this.#paramViews();
+  }
+
+  /**
+   * Whether `new WasmKernels()` works here: the runtime has WebAssembly SIMD and compiles the
+   * embedded module synchronously (Deno, Node, browsers' workers). On a browser's main thread
+   * the first call starts a background compilation and returns `false` until it is done.
+   *
+   * @example
+   * ```ts
+   * import { WasmKernels } from "@dpmsolver/scheduler";
+   * import assert from "node:assert/strict";
+   * assert.equal(WasmKernels.supported(), true); // in Deno
+   * ```
+   */
+  static supported(): boolean {
+    return tryCompile() !== null;
   }
 
   /** Bytes of WebAssembly memory in use or reserved by this instance (it never shrinks). */
@@ -745,9 +791,11 @@ export class WasmKernels implements Kernels<Tensor> {
   }
 
   // Where each operand lives for a call: resident tensors in place, others copied into the
-  // staging area, one slot per operand (the outputs' slots are loaded only when `readOut`).
-  // Returns byte pointers: the outputs' first, then each input's (0 for a null input).
-  // `extraBytes` reserves scratch after the slots.
+  // staging area, one slot per operand that is not resident (the outputs' slots are loaded only
+  // when `readOut`). Returns byte pointers: the outputs' first, then each input's (0 for a null
+  // input). `extraBytes` reserves scratch after the slots. The staging area is one block of the
+  // memory, grown to the largest call seen and reused, so a loop of calls on tensors outside
+  // the memory (or results in ordinary JavaScript memory) leaves the memory's size unchanged.
   #stage(
     outs: Tensor | readonly Tensor[],
     readOut: boolean,
@@ -756,7 +804,17 @@ export class WasmKernels implements Kernels<Tensor> {
   ): number[] {
     const outputs = outs instanceof Tensor ? [outs] : outs;
     const slotBytes = roundUp(outputs[0]!.size * 4);
-    const slots = outputs.length + inputs.length;
+    const all = this.#operands;
+    all.length = 0;
+    for (const t of outputs) all.push(t);
+    for (const t of inputs) all.push(t);
+    const pointers: number[] = [];
+    let slots = 0;
+    for (const t of all) {
+      const at = t === null ? 0 : this.#residentAt(t);
+      pointers.push(at);
+      if (at < 0) slots++;
+    }
     const needed = slotBytes * slots + roundUp(extraBytes);
     if (this.#scratch.bytes < needed) {
       if (this.#scratch.bytes > 0) {
@@ -764,23 +822,17 @@ export class WasmKernels implements Kernels<Tensor> {
       }
       this.#scratch = { pointer: this.#allocate(needed), bytes: needed };
     }
-    const base = this.#scratch.pointer;
-    this.#extra = base + slotBytes * slots;
-    const pointers: number[] = [];
-    for (let i = 0; i < slots; i++) {
-      const output = i < outputs.length;
-      const t = output ? outputs[i]! : inputs[i - outputs.length] ?? null;
-      const slot = base + slotBytes * i;
-      pointers.push(
-        t === null
-          ? 0
-          : this.isResident(t)
-          ? this.#pointer(t)
-          : output && !readOut
-          ? slot
-          : this.#stageInto(t, slot),
-      );
+    let slot = this.#scratch.pointer;
+    for (let i = 0; i < all.length; i++) {
+      if (pointers[i]! >= 0) continue;
+      const t = all[i]!;
+      pointers[i] = i < outputs.length && !readOut
+        ? slot
+        : this.#stageInto(t, slot);
+      slot += slotBytes;
     }
+    this.#extra = slot;
+    all.length = 0;
     return pointers;
   }
 
