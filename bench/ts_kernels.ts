@@ -204,17 +204,19 @@ for (const c of CASES) {
   }));
   const fmt = (v: { min: number; med: number }) =>
     `${v.min.toFixed(1)} / ${v.med.toFixed(1)}`;
+  const ratio = (x: typeof js, y: typeof js) =>
+    `${(x!.min / y!.min).toFixed(2)} / ${(x!.med / y!.med).toFixed(2)}`;
   console.log(
     `${c.name.padEnd(26)}${
-      [fmt(js!), fmt(kernel!), fmt(step!)].map((s) => s.padStart(22)).join("")
-    }${
-      `${(kernel!.min / js!.min).toFixed(2)} / ${
-        (kernel!.med / js!.med).toFixed(2)
-      }`.padStart(22)
-    }${
-      `${(step!.min / js!.min).toFixed(2)} / ${
-        (step!.med / js!.med).toFixed(2)
-      }`.padStart(22)
+      [
+        fmt(js!),
+        fmt(jsF32!),
+        fmt(kernel!),
+        fmt(step!),
+        ratio(kernel, jsF32),
+        ratio(kernel, js),
+        ratio(step, js),
+      ].map((s) => s.padStart(22)).join("")
     }`,
   );
 }

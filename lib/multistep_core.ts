@@ -683,7 +683,28 @@ export abstract class MultistepScheduler<
     const history = this.#history as unknown as T[];
     for (let k = 1; k < coefficients.order; k++) history.push(outputs[n - k]!);
     try {
-      if (this.config.thresholding) {
+      // --- fused thresholded step (issue 15): backends that offer it convert on the fly.
+      const convertThresholdAndUpdate = (kernels as Partial<FusedThreshold<T>>)
+        .convertThresholdAndUpdate;
+      if (
+        this.config.thresholding && convertThresholdAndUpdate !== undefined &&
+        conversion.form === "sample-first"
+      ) {
+        convertThresholdAndUpdate.call(
+          kernels,
+          out,
+          converted,
+          sample,
+          modelOutput,
+          conversion,
+          this.config.dynamic_thresholding_ratio,
+          this.config.sample_max_value,
+          history,
+          coefficients,
+          noise,
+        );
+      } // --- end fused thresholded step
+      else if (this.config.thresholding) {
         this.#convertInto(
           kernels,
           converted,
@@ -922,6 +943,25 @@ export abstract class MultistepScheduler<
     return buffer;
   }
 }
+
+// --- fused thresholded step (issue 15): an optional backend method beyond the kernel interface
+// (WasmKernels.convertThresholdAndUpdate), the same bits as the conversion then
+// thresholdAndUpdate.
+interface FusedThreshold<T> {
+  convertThresholdAndUpdate(
+    out: T,
+    converted: T,
+    sample: T,
+    modelOutput: T,
+    conversion: ModelOutputConversion,
+    ratio: number,
+    maxValue: number,
+    history: readonly T[],
+    c: MultistepCoefficients,
+    noise: T | null,
+  ): void;
+}
+// --- end fused thresholded step
 
 type WritableConversion = {
   -readonly [K in keyof ModelOutputConversion]: ModelOutputConversion[K];

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { convertThenUpdate } from "../_convert.ts";
+import { convertModelOutput, convertThenUpdate } from "../_convert.ts";
 import { f32 } from "../_f32.ts";
 import { checkHistory, checkSameShape, sizeOf } from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
@@ -55,6 +55,16 @@ type Exports = {
     scratch: number,
   ): number;
   nextStat(): number;
+  convertedOrderStat(
+    x: number,
+    q: number,
+    n: number,
+    k: number,
+    wantNext: number,
+    hist: number,
+    scratch: number,
+  ): number;
+  lastHit(): number;
   streamFloor(
     out: number,
     converted: number,
@@ -84,6 +94,7 @@ const MODE = {
   copy: 4,
   clamp: 5,
   load: 6,
+  sampleFirstClamp: 7,
 } as const;
 const SLOT = {
   out: 0,
@@ -107,8 +118,13 @@ const SLOT = {
   qq: 18,
   k2: 19,
   e: 20,
+  lo: 21,
+  hi: 22,
+  s: 23,
 } as const;
 const PARAM_WORDS = 24;
+// The smallest item the sampled quantile takes (wasm/kernels.ts: 8 · 2^12).
+const SAMPLED_MIN = 8 << 12;
 
 // The compiled module: undefined before the first try, null where the runtime cannot run it
 // synchronously (no WebAssembly, no SIMD, or a browser's main thread refusing to compile a
@@ -610,6 +626,114 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     this.#unstage(out, po);
     this.#unstage(x0, pc);
+  }
+
+  /**
+   * A thresholded step in two passes over memory: the sample-first model-output conversion
+   * `x0 = (a·sample + b·modelOutput) / d` is computed on the fly while the quantile of |x0| is
+   * found (per item of dimension 0), then a second pass converts again, clamps and divides,
+   * stores `converted` and writes the update. The same bits as `axpbyDiv(converted, a, sample,
+   * b, modelOutput, d)` then {@link thresholdAndUpdate}, which it takes instead for other
+   * conversions, small items (under 32,768 elements), operands that share memory with
+   * `converted`, or coefficients that are not float32 values. Called by the schedulers for
+   * DPM-Solver++ with thresholding; not part of the kernel interface.
+   */
+  convertThresholdAndUpdate(
+    out: Tensor,
+    converted: Tensor,
+    sample: Tensor,
+    modelOutput: Tensor,
+    conversion: ModelOutputConversion,
+    ratio: number,
+    maxValue: number,
+    history: readonly Tensor[],
+    c: MultistepCoefficients,
+    noise: Tensor | null,
+  ): void {
+    const order = c.order;
+    checkSameShape("convertThresholdAndUpdate", out, sample);
+    checkSameShape("convertThresholdAndUpdate", out, converted);
+    checkSameShape("convertThresholdAndUpdate", out, modelOutput);
+    checkHistory("convertThresholdAndUpdate", out, history, order - 1, order);
+    const withNoise = c.e !== 0 && noise !== null;
+    if (withNoise) checkSameShape("convertThresholdAndUpdate", out, noise);
+    const m1 = order >= 2 ? history[0]! : null;
+    const m2 = order >= 3 ? history[1]! : null;
+    const quantile = quantileRanks(converted, ratio);
+    const { a, b, d } = conversion;
+    if (
+      conversion.form !== "sample-first" || quantile === null ||
+      quantile.perItem < SAMPLED_MIN || !(isF32(a) && isF32(b) && isF32(d)) ||
+      !coefficientsF32(c, withNoise) ||
+      overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
+      (withNoise && overlaps(converted, noise))
+    ) {
+      convertModelOutput(this, converted, sample, modelOutput, conversion);
+      this.thresholdAndUpdate(
+        out,
+        converted,
+        sample,
+        ratio,
+        maxValue,
+        history,
+        c,
+        noise,
+      );
+      return;
+    }
+    const { batch, perItem, below, weight } = quantile;
+    const [po, pc, px, pm, p1, p2, pn] = this.#stage(
+      [out, converted],
+      false,
+      [sample, modelOutput, m1, m2, withNoise ? noise : null],
+      perItem * 4,
+    ) as [number, number, number, number, number, number, number];
+    const ex = this.#exports;
+    const interpolate = weight !== 0;
+    this.#setUpdate(c, withNoise);
+    for (let item = 0; item < batch; item++) {
+      const at = item * perItem * 4;
+      this.#setConversion(a, b, d);
+      const low = ex.convertedOrderStat(
+        px + at,
+        pm + at,
+        perItem,
+        below,
+        interpolate ? 1 : 0,
+        this.#histogram(),
+        this.#extra,
+      );
+      let s: number;
+      if (ex.lastHit()) {
+        s = low !== low ? NaN : Math.min(
+          Math.max(lerpF32(low, interpolate ? ex.nextStat() : low, weight), 1),
+          f32(maxValue),
+        );
+      } else {
+        // The sampled bracket missed: convert into memory and take the histogram's way.
+        this.#setOperands(0, pc + at, 0, px + at, pm + at, 0, 0, 0, perItem);
+        ex.sweep(0, MODE.axpby, 0);
+        s = this.#thresholdLevel(pc + at, quantile, maxValue);
+      }
+      this.#setOperands(
+        po + at,
+        pc + at,
+        px + at,
+        px + at,
+        pm + at,
+        m1 === null ? 0 : p1 + at,
+        m2 === null ? 0 : p2 + at,
+        withNoise ? pn + at : 0,
+        perItem,
+      );
+      const floats = this.#paramFloats;
+      floats[SLOT.lo] = -s;
+      floats[SLOT.hi] = s;
+      floats[SLOT.s] = s;
+      ex.sweep(order, MODE.sampleFirstClamp, withNoise ? 1 : 0);
+    }
+    this.#unstage(out, po);
+    this.#unstage(converted, pc);
   }
 
   /**
