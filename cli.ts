@@ -10,24 +10,33 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { intOption as intFlag, parseOptions, UsageError } from "./_cli_args.ts";
+import {
+  DPMSolverMultistepInverseScheduler,
+  DPMSolverMultistepScheduler,
+  generate,
+  invert,
+  type LoopOptions,
+  type MultistepScheduler,
+  type Tensor,
+  TorchGenerator,
+} from "./mod.ts";
 import {
   BUILTIN_ANALYTIC_MODELS,
   builtinAnalyticModel,
   type BuiltinAnalyticModelName,
-  DPMSolverMultistepInverseScheduler,
-  DPMSolverMultistepScheduler,
   type GaussianMixture,
-  type MultistepScheduler,
-  parseConfigJson,
-  readNpyTensor,
-  resolveMultistepConfig,
   schedulerModel,
   type SchedulerModelOptions,
-  type Tensor,
-  TorchGenerator,
-  writeNpy,
-} from "./mod.ts";
+} from "./analytic.ts";
+import { readNpyTensor, writeNpy } from "./npy.ts";
+import { resolveMultistepConfig } from "./lib/config.ts";
+import { parseConfigJson, readConfigPath } from "./lib/_config_file.ts";
+import {
+  SIGMA_FAMILIES,
+  SIGMA_FAMILY_NAMES,
+  sigmaFamilyOf,
+} from "./lib/_sigma_families.ts";
 
 /** Where the CLI writes; all fields optional in {@link main}. */
 export interface CliIo {
@@ -40,21 +49,40 @@ export interface CliIo {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * Writes all of `text` (a pipe may take a write in parts). A reader that has gone away
+ * (`cli.ts schedule … | head -3`) ends the program quietly with exit code 0, as Unix tools do.
+ */
+function writeAll(file: typeof Deno.stdout, text: string): void {
+  const bytes = encoder.encode(text);
+  try {
+    for (let done = 0; done < bytes.length;) {
+      done += file.writeSync(bytes.subarray(done));
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) Deno.exit(0);
+    throw error;
+  }
+}
+
 const DEFAULT_IO: CliIo = {
-  stdout: (text) => void Deno.stdout.writeSync(encoder.encode(text)),
-  stderr: (text) => void Deno.stderr.writeSync(encoder.encode(text)),
+  stdout: (text) => writeAll(Deno.stdout, text),
+  stderr: (text) => writeAll(Deno.stderr, text),
   get isTerminal() {
     return Deno.stderr.isTerminal();
   },
 };
 
-/** A bad command line: printed with a pointer to `--help`, exit code 2. */
-class UsageError extends Error {
-  override name = "UsageError";
-}
-
 const COMMANDS = ["schedule", "invert", "sample", "roundtrip"] as const;
 type Command = typeof COMMANDS[number];
+
+/**
+ * The most samples `roundtrip` draws: the exact reference integrates every sample's ODE in
+ * float64 (1000 RK4 steps for the mixtures), about 1 s of CPU per 1,000 samples (measured:
+ * `roundtrip --count 10000` took 10.8 s of user time), so the limit is a couple of minutes.
+ */
+const MAX_COUNT = 100_000;
 
 const USAGE = `Usage: cli.ts <command> [options]
 
@@ -103,7 +131,10 @@ log-SNR lambda and the step size h in lambda, plus a last row for the final sigm
 
   config                same as --config
   --direction D         inverse (clean to noise, default) | forward (noise to clean)
-  --format F            table (default) | csv | json
+  --format F            table (default) | csv | json; JSON writes the non-finite values
+                        (lambda and h at a final sigma of zero) as the strings "Infinity",
+                        "-Infinity" and "NaN", which Number() in JavaScript and float() in
+                        Python read back
 
 ${SCHEDULER_HELP}`,
   invert: `Usage: cli.ts invert <input.npy> --output <noise.npy> [options]
@@ -111,7 +142,7 @@ ${SCHEDULER_HELP}`,
 Runs the inverse scheduler on a float32 .npy (the clean sample at t = 0) through a built-in
 analytic model and writes the inverted noise as float32 .npy.
 
-  -o, --output PATH     where to write the result (required)
+  -o, --output PATH     where to write the result (required; never the input file)
 
 ${MODEL_HELP}
 ${SCHEDULER_HELP}`,
@@ -120,7 +151,7 @@ ${SCHEDULER_HELP}`,
 Runs the forward scheduler on a float32 .npy (noise at the noisiest timestep) through a
 built-in analytic model and writes the sample as float32 .npy.
 
-  -o, --output PATH     where to write the result (required)
+  -o, --output PATH     where to write the result (required; never the input file)
 
 ${MODEL_HELP}
 ${SCHEDULER_HELP}`,
@@ -132,19 +163,21 @@ the inversion's error against the exact probability-flow ODE solution (closed fo
 gaussian, 1000 float64 RK4 steps in lambda for the mixtures) and the reconstruction error.
 
   --input PATH          a float32 .npy to invert (default: samples drawn from the model)
-  --count N             samples to draw without --input (default 512)
+  --count N             samples to draw without --input, 1 to ${
+    MAX_COUNT.toLocaleString("en-US")
+  }
+                        (default 512)
   --seed N              TorchGenerator seed for the samples (default 0)
 
 ${MODEL_HELP}
 ${SCHEDULER_HELP}`,
 };
 
-const SIGMA_FAMILIES: Record<string, string | null> = {
-  default: null,
-  karras: "use_karras_sigmas",
-  exponential: "use_exponential_sigmas",
-  beta: "use_beta_sigmas",
-};
+// The families `--sigmas` offers: both directions have them and the built-in models need the
+// VP schedule, so neither Lu (forward only) nor flow sigmas.
+const CLI_SIGMA_FAMILIES = SIGMA_FAMILY_NAMES.filter((name) =>
+  !SIGMA_FAMILIES[name].forwardOnly && !SIGMA_FAMILIES[name].flow
+);
 
 /** Flags that set one config key: flag name → key. */
 const KEY_FLAGS = {
@@ -268,19 +301,9 @@ function parse(
   cmd: Command,
   args: string[],
 ): { values: Values; positionals: string[] } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    // node:util's messages name the option ("Unknown option '--foo'", "Option '--steps <value>'
-    // argument missing").
-    throw new UsageError((error as Error).message);
-  }
+  // Errors name the option (a mistyped one with the closest known name); a negative number is
+  // taken as an option's value, so that the range check says what is wrong.
+  const parsed = parseOptions(args, OPTIONS, true);
   const allowed = new Set([...SCHEDULER_OPTIONS, ...COMMAND_OPTIONS[cmd]]);
   for (const name of Object.keys(parsed.values)) {
     if (!allowed.has(name)) {
@@ -302,26 +325,6 @@ function parse(
     );
   }
   return { values: parsed.values as Values, positionals: parsed.positionals };
-}
-
-/** An integer flag value in [min, max]. */
-function intFlag(
-  flag: string,
-  value: string | undefined,
-  fallback: number,
-  min: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(
-      `'--${flag}' must be an integer in [${min}, ${
-        max === Number.MAX_SAFE_INTEGER ? "∞" : max
-      }]: current value is '${value}'`,
-    );
-  }
-  return n;
 }
 
 function choiceFlag<T extends string>(
@@ -354,7 +357,7 @@ async function configFrom(
       `give the config once: as '--config' or as the positional argument, not both ('${values.config}' and '${positional}')`,
     );
   }
-  const base = path === undefined ? {} : await readConfig(path);
+  const base = path === undefined ? {} : (await readConfigPath(path)).config;
   const overrides: Record<string, unknown> = {};
   const check = (flag: string, key: string, value: unknown) => {
     try {
@@ -379,11 +382,11 @@ async function configFrom(
     const family = choiceFlag(
       "sigmas",
       values.sigmas,
-      Object.keys(SIGMA_FAMILIES),
+      ["default", ...CLI_SIGMA_FAMILIES],
       "default",
     );
-    for (const key of Object.values(SIGMA_FAMILIES)) {
-      if (key !== null) overrides[key] = key === SIGMA_FAMILIES[family];
+    for (const name of CLI_SIGMA_FAMILIES) {
+      overrides[SIGMA_FAMILIES[name].key] = name === family;
     }
   }
   for (const entry of values.set ?? []) {
@@ -404,39 +407,6 @@ async function configFrom(
     check(`--set ${entry}`, key, value);
   }
   return { base, overrides };
-}
-
-async function readConfig(path: string): Promise<Record<string, unknown>> {
-  let file = path;
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch (error) {
-    throw new Error(
-      `Cannot read the config '${path}': ${
-        (error as Error).message
-      } (expected a scheduler_config.json or a model folder holding one)`,
-    );
-  }
-  if (info.isDirectory) {
-    const candidates = [
-      `${path}/scheduler_config.json`,
-      `${path}/scheduler/scheduler_config.json`,
-    ];
-    const found = [];
-    for (const c of candidates) {
-      if (await Deno.stat(c).then((i) => i.isFile, () => false)) found.push(c);
-    }
-    if (found.length === 0) {
-      throw new Error(
-        `Cannot find a scheduler config in the folder '${path}': expected ${
-          candidates.map((c) => `'${c}'`).join(" or ")
-        }`,
-      );
-    }
-    file = found[0]!;
-  }
-  return parseConfigJson(await Deno.readTextFile(file), file);
 }
 
 interface Schedulers {
@@ -515,16 +485,18 @@ async function schedule(
   const scheduler = direction === "inverse" ? made.inverse() : made.forward();
   const rows = scheduler.scheduleTable();
   if (format === "json") {
+    // JSON has no infinities: they are written as strings that Number() and float() read back.
+    const finite = (v: number) => Number.isFinite(v) ? v : String(v);
     io.stdout(
       JSON.stringify(
         rows.map((r) => ({
           step: r.step,
           t: r.t,
-          sigma: r.sigma,
-          alpha_t: r.alphaT,
-          sigma_t: r.sigmaT,
-          lambda: r.lambda,
-          h: r.h,
+          sigma: finite(r.sigma),
+          alpha_t: finite(r.alphaT),
+          sigma_t: finite(r.sigmaT),
+          lambda: finite(r.lambda),
+          h: finite(r.h),
         })),
         null,
         1,
@@ -567,15 +539,10 @@ function describe(scheduler: MultistepScheduler): string {
   const c = scheduler.config as MultistepScheduler["config"] & {
     final_sigmas_type?: string;
   };
-  const sigmas = c.use_karras_sigmas
-    ? "Karras"
-    : c.use_exponential_sigmas
-    ? "exponential"
-    : c.use_beta_sigmas
-    ? "beta"
-    : c.use_flow_sigmas
-    ? "flow"
-    : "interpolated";
+  const family = sigmaFamilyOf(c);
+  const sigmas = family === null
+    ? "interpolated"
+    : SIGMA_FAMILIES[family].label;
   const final = c.final_sigmas_type === undefined
     ? ""
     : `, final sigma ${c.final_sigmas_type}`;
@@ -623,32 +590,38 @@ async function readInput(
   return x;
 }
 
-/** Steps `sample` through the whole schedule, drawing a progress bar on a terminal. */
-function loop(
+/**
+ * Runs the library's loop over the whole schedule (`invert` for the inverse scheduler,
+ * `generate` for the forward one), drawing a progress bar on a terminal.
+ */
+async function loop(
   scheduler: MultistepScheduler,
   model: (x: Tensor, t: number) => Tensor,
   sample: Tensor,
   label: string,
   io: CliIo,
-): Tensor {
-  const total = scheduler.timesteps.length;
+): Promise<Tensor> {
   const started = performance.now();
   const width = 24;
-  let x = sample;
-  scheduler.timesteps.forEach((t, i) => {
-    x = scheduler.step(model(x, t), t, x).prevSample;
-    if (!io.isTerminal) return;
-    const done = i + 1;
-    const seconds = (performance.now() - started) / 1000;
-    const filled = Math.round((done / total) * width);
-    io.stderr(
-      `\r${label} [${"#".repeat(filled)}${
-        ".".repeat(width - filled)
-      }] ${done}/${total} steps, ${seconds.toFixed(1)} s, ${
-        (done / Math.max(seconds, 1e-9)).toFixed(1)
-      } steps/s`,
-    );
-  });
+  const options: LoopOptions = {
+    numInferenceSteps: scheduler.timesteps.length,
+  };
+  if (io.isTerminal) {
+    options.onProgress = ({ step: done, steps: total }) => {
+      const seconds = (performance.now() - started) / 1000;
+      const filled = Math.round((done / total) * width);
+      io.stderr(
+        `\r${label} [${"#".repeat(filled)}${
+          ".".repeat(width - filled)
+        }] ${done}/${total} steps, ${seconds.toFixed(1)} s, ${
+          (done / Math.max(seconds, 1e-9)).toFixed(1)
+        } steps/s`,
+      );
+    };
+  }
+  const x = scheduler instanceof DPMSolverMultistepScheduler
+    ? await generate(model, sample, scheduler, options)
+    : (await invert(model, sample, scheduler, options)).sample;
   if (io.isTerminal) io.stderr("\n");
   return x;
 }
@@ -668,12 +641,13 @@ async function run(
       `'${cmd}' needs '--output PATH' (where to write the result .npy): none given`,
     );
   }
+  await checkOutput(values.output, input);
   const { model, noiseLevel } = modelFlags(values);
   const made = await schedulers(values);
   const scheduler = cmd === "invert" ? made.inverse() : made.forward();
   const x = await readInput(input, "the input", model.dim);
   const fn = modelFor(model, scheduler, { noiseLevel });
-  const result = loop(
+  const result = await loop(
     scheduler,
     fn,
     x,
@@ -693,6 +667,23 @@ async function run(
     }]\n`,
   );
   return 0;
+}
+
+/** Refuses an output path that is a folder or the input file itself (before any work). */
+async function checkOutput(output: string, input: string): Promise<void> {
+  const real = (path: string) => Deno.realPath(path).catch(() => null);
+  const [out, inp] = await Promise.all([real(output), real(input)]);
+  if (out === null) return;
+  if ((await Deno.stat(out)).isDirectory) {
+    throw new UsageError(
+      `'--output' must be a file path: '${output}' is a folder`,
+    );
+  }
+  if (out === inp) {
+    throw new UsageError(
+      `'--output' must not be the input file: '${output}' is '${input}', which would be overwritten`,
+    );
+  }
 }
 
 function modelFor(
@@ -722,7 +713,7 @@ async function roundtrip(
       }
     }
   }
-  const count = intFlag("count", values.count, 512, 1);
+  const count = intFlag("count", values.count, 512, 1, MAX_COUNT);
   const seed = intFlag("seed", values.seed, 0, 0);
   const made = await schedulers(values);
   const inverse = made.inverse();
@@ -740,10 +731,10 @@ async function roundtrip(
       `${count} samples drawn from the model (TorchGenerator seed ${seed})`;
   }
 
-  const invert = modelFor(model, inverse, { noiseLevel });
-  const noise = loop(inverse, invert, x0, "invert", io);
-  const sample = modelFor(model, forward, { noiseLevel });
-  const back = loop(forward, sample, noise, "sample", io);
+  const toNoise = modelFor(model, inverse, { noiseLevel });
+  const noise = await loop(inverse, toNoise, x0, "invert", io);
+  const toData = modelFor(model, forward, { noiseLevel });
+  const back = await loop(forward, toData, noise, "sample", io);
 
   const start = inverse.alphaSigmaAt(0);
   const end = inverse.alphaSigmaAt(inverse.sigmas.length - 1);

@@ -1,7 +1,15 @@
 /**
  * DPM-Solver multistep schedulers for diffusion models, ported from diffusers v0.37.0 with the
  * same numbers: `DPMSolverMultistepInverseScheduler` inverts a clean sample into the noise that
- * regenerates it. Tensors are strided float32 views; the kernels run on the CPU by default.
+ * regenerates it, `DPMSolverMultistepScheduler` samples from noise, and `invert`/`generate` run
+ * either loop around any model function. Tensors are strided float32 views; CPU tensors run on
+ * WebAssembly SIMD kernels where the runtime has them (`defaultKernels`), the TypeScript
+ * `cpuKernels` otherwise, chosen per scheduler with `scheduler.kernels`.
+ *
+ * Everything else lives behind subpaths: `@dpmsolver/scheduler/wasm` (WebAssembly SIMD kernels),
+ * `@dpmsolver/scheduler/webgpu` (WebGPU kernels), `@dpmsolver/scheduler/analytic` (exact
+ * diffusion models for measuring error), `@dpmsolver/scheduler/npy` (NumPy `.npy` files) and
+ * `@dpmsolver/scheduler/onnx` (ONNX Runtime models).
  *
  * @example Invert a latent
  * ```ts
@@ -20,21 +28,52 @@
  *
  * @module
  */
-export * from "./lib/tensor.ts";
-export * from "./lib/config.ts";
-export * from "./lib/noise_schedule.ts";
-export * from "./lib/timesteps.ts";
-export * from "./lib/solver.ts";
-export * from "./lib/kernels.ts";
-export * from "./lib/backend.ts";
-export * from "./lib/backends/cpu.ts";
-export * from "./lib/backends/wasm.ts";
-export * from "./lib/backends/webgpu.ts";
-export * from "./lib/multistep_core.ts";
-export * from "./lib/multistep_inverse.ts";
-export * from "./lib/multistep.ts";
-export * from "./lib/random.ts";
-export * from "./lib/npy.ts";
-export * from "./lib/analytic.ts";
-export * from "./lib/invert.ts";
-export * from "./lib/generate.ts";
+export { DPMSolverMultistepInverseScheduler } from "./lib/multistep_inverse.ts";
+export {
+  DPMSolverMultistepScheduler,
+  type SetTimestepsOptions,
+} from "./lib/multistep.ts";
+export {
+  type InferenceSchedule,
+  MultistepScheduler,
+  type ScheduleRow,
+  type StepOptions,
+  type StepResult,
+} from "./lib/multistep_scheduler.ts";
+export { Tensor } from "./lib/tensor.ts";
+export {
+  ALGORITHM_TYPES,
+  type AlgorithmType,
+  BETA_SCHEDULES,
+  type BetaSchedule,
+  DEFAULT_CONFIG,
+  DIFFUSERS_VERSION,
+  type DPMSolverMultistepConfig,
+  FINAL_SIGMAS_TYPES,
+  type FinalSigmasType,
+  type FromPretrainedOptions,
+  MULTISTEP_DEFAULT_CONFIG,
+  PREDICTION_TYPES,
+  type PredictionType,
+  type SchedulerConfig,
+  SOLVER_TYPES,
+  type SolverType,
+  TIME_SHIFT_TYPES,
+  type TimeShiftType,
+  TIMESTEP_SPACINGS,
+  type TimestepSpacing,
+  VARIANCE_TYPES,
+  type VarianceType,
+} from "./lib/config.ts";
+export { type InversionResult, invert } from "./lib/invert.ts";
+export { generate, type GenerateOptions } from "./lib/generate.ts";
+export type { DiffusionModel, LoopOptions, LoopProgress } from "./lib/model.ts";
+export { TorchGenerator } from "./lib/random.ts";
+export type { AlphaSigma } from "./lib/noise_schedule.ts";
+export type {
+  Kernels,
+  ModelOutputConversion,
+  TensorView,
+} from "./lib/kernels.ts";
+export type { MultistepCoefficients } from "./lib/solver.ts";
+export { type AnyTensor, cpuKernels, defaultKernels } from "./lib/backend.ts";

@@ -4,7 +4,7 @@
 // each round runs a case in both implementations back to back, and a ratio is the median over
 // rounds of the per-round medians (its range over rounds printed beside it).
 //
-//   eval "$(/work/shared/tools/diffusers-env.sh DIFFUSERS_GIT_DIR HF_HUB_GIT_DIR)"
+//   eval "$(reference/env.sh DIFFUSERS_GIT HUB_GIT)"
 //   deno task bench:compare [--rounds N] [--repeats N] [--case NAME] [--json]
 //
 // The judged column is "default": README's plain loop with the default kernels (see

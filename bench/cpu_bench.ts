@@ -19,13 +19,13 @@
 //
 //   deno task bench:cpu [--json] [--repeats N] [--case NAME]
 import {
-  cpuKernels,
   DPMSolverMultistepInverseScheduler,
   type Kernels,
   type SchedulerConfig,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { WasmKernels } from "../wasm.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { parseArgs } from "node:util";
 
 /** One benchmark case, as in reference/bench_diffusers.py. */

@@ -12,8 +12,8 @@ import {
   defaultKernels,
   DPMSolverMultistepInverseScheduler,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { WasmKernels } from "../wasm.ts";
 
 const CASES = [
   { name: "1x4x64x64_order2", shape: [1, 4, 64, 64], order: 2, steps: 10_000 },

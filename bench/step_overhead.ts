@@ -5,12 +5,12 @@
 //
 //   deno task bench:overhead
 import {
-  cpuKernels,
   DPMSolverMultistepInverseScheduler,
   type Kernels,
   type Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { WasmKernels } from "../wasm.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { median } from "./cpu_bench.ts";
 
 const SHAPE = [1, 4, 2, 2];

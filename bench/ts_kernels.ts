@@ -11,10 +11,10 @@ import { parseArgs } from "node:util";
 import {
   cpuKernels,
   DPMSolverMultistepInverseScheduler,
-  multistepCoefficients,
-  sigmaToAlphaSigma,
   Tensor,
 } from "../mod.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
 import { CASES, median } from "./cpu_bench.ts";
 
 const { values: args } = parseArgs({

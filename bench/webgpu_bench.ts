@@ -7,12 +7,8 @@
 // converted output and writes the new converted output and the result (5 floats per element);
 // thresholding needs the whole x0 before scaling it, so one more read and write (7 floats).
 // On a software adapter (llvmpipe) the numbers only show that the path runs.
-import {
-  DPMSolverMultistepInverseScheduler,
-  requestWebGpuKernels,
-  Tensor,
-  type WebGpuTensor,
-} from "../mod.ts";
+import { DPMSolverMultistepInverseScheduler, Tensor } from "../mod.ts";
+import { requestWebGpuKernels, type WebGpuTensor } from "../webgpu.ts";
 import { adapterName, ignore } from "../tests/_gpu.ts";
 
 const STEPS = 10;

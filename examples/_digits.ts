@@ -5,8 +5,8 @@
  *
  * @module
  */
-import * as ort from "onnxruntime-node";
-import { encode } from "fast-png";
+import * as ort from "npm:onnxruntime-node@1.30.0";
+import { encode } from "npm:fast-png@8.0.0";
 import {
   type DiffusionModel,
   DPMSolverMultistepInverseScheduler,
@@ -14,10 +14,9 @@ import {
   generate,
   invert,
   type LoopProgress,
-  readNpy,
-  readNpyTensor,
   Tensor,
 } from "../mod.ts";
+import { readNpy, readNpyTensor } from "../npy.ts";
 import { onnxDiffusionModel, onnxFunction } from "../onnx.ts";
 
 /** The folder holding `unet.onnx`, `classifier.onnx`, `scheduler/` and the held-out digits. */

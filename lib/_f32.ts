@@ -130,3 +130,20 @@ function nextUp(x: number): number {
 function nextDown(x: number): number {
   return -nextUp(-x);
 }
+
+/** torch's float32 `lerp`: the form depends on which side of 0.5 the weight is, for accuracy at both ends. */
+export function lerpF32(start: number, end: number, weight: number): number {
+  const diff = f32(end - start);
+  return Math.abs(weight) < 0.5
+    ? f32(start + f32(weight * diff))
+    : f32(end - f32(diff * f32(1 - weight)));
+}
+
+/**
+ * The fractional rank of `torch.quantile(values, q)` among `count` sorted values, in float32:
+ * the result lies between order statistics `trunc(rank)` and the next, at weight
+ * `f32(rank − trunc(rank))`.
+ */
+export function quantileRank(q: number, count: number): number {
+  return f32(f32(q) * (count - 1));
+}

@@ -1,6 +1,7 @@
 // How a scheduler picks kernels and allocates the results it returns (internal).
 import type { Kernels, TensorView } from "./kernels.ts";
 import { Tensor } from "./tensor.ts";
+import { describe } from "./_describe.ts";
 
 /**
  * As {@link kernelsFor}, with `tensorKernels` for CPU {@link Tensor}s (a scheduler's `kernels`).
@@ -82,9 +83,4 @@ export function pick<T extends TensorView<T>>(
     kernels = own;
   }
   return kernels ?? (tensorKernels as unknown as Kernels<T>);
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== "object") return String(value);
-  return (value as object).constructor?.name ?? "object";
 }

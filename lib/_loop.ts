@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { MultistepScheduler } from "./multistep_core.ts";
+import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import type { Tensor } from "./tensor.ts";
-import type { DiffusionModel, LoopOptions } from "./invert.ts";
+import type { DiffusionModel, LoopOptions } from "./model.ts";
 
 /** Sets or checks the schedule, resets the state and counts the steps `strength` allows. */
 export function prepare(

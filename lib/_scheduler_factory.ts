@@ -4,12 +4,13 @@
  *
  * @module
  */
-import {
-  type ConfigSource,
-  type FromPretrainedOptions,
-  readConfigFile,
-  type SchedulerConfig,
+import type {
+  ConfigSource,
+  FromPretrainedOptions,
+  SchedulerConfig,
 } from "./config.ts";
+import { readConfigFile } from "./_config_file.ts";
+import { describe } from "./_describe.ts";
 
 /** A scheduler's config resolver: `resolveConfig` or `resolveMultistepConfig`. */
 export type ConfigResolver<C extends SchedulerConfig> = (
@@ -23,6 +24,16 @@ export function resolveForeignConfig<C extends SchedulerConfig>(
   config: Record<string, unknown>,
   overrides: Partial<C>,
 ): Readonly<C> {
+  for (const [name, value] of [["config", config], ["overrides", overrides]]) {
+    // `{ ...null }` is `{}`: without this check `fromConfig(null)` would give the defaults.
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new TypeError(
+        `Cannot create the scheduler from a config as '${name}' must be an object of diffusers config keys: current value is ${
+          describe(value)
+        }`,
+      );
+    }
+  }
   return resolve({ ...config, ...overrides }, { ignoreUnknown: true });
 }
 

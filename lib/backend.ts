@@ -18,7 +18,19 @@ import { pick } from "./_kernel_choice.ts";
 // deno-lint-ignore no-explicit-any
 export type AnyTensor = TensorView<any>;
 
-/** The shared TypeScript kernels: the fallback where WebAssembly SIMD is missing, and the oracle. */
+/**
+ * The shared TypeScript kernels: the fallback where WebAssembly SIMD is missing, and the oracle.
+ * `scheduler.kernels = cpuKernels` runs one scheduler on them.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernels, DPMSolverMultistepInverseScheduler } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ * const scheduler = new DPMSolverMultistepInverseScheduler();
+ * scheduler.kernels = cpuKernels;
+ * assert.equal(scheduler.kernels.name, "cpu");
+ * ```
+ */
 export const cpuKernels: CpuKernels = new CpuKernels();
 
 let sharedWasm: WasmKernels | undefined;
@@ -36,9 +48,10 @@ let sharedWasm: WasmKernels | undefined;
  *
  * @example
  * ```ts
- * import { defaultKernels } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, defaultKernels } from "@dpmsolver/scheduler";
  * import assert from "node:assert/strict";
  * assert.equal(defaultKernels().name, "wasm"); // in Deno
+ * assert.equal(new DPMSolverMultistepInverseScheduler().kernels, defaultKernels());
  * assert.equal(defaultKernels(), defaultKernels());
  * ```
  */
@@ -58,7 +71,8 @@ export function defaultKernels(): Kernels<Tensor> {
  *
  * @example
  * ```ts
- * import { defaultKernels, kernelsFor, Tensor } from "@dpmsolver/scheduler";
+ * import { defaultKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { kernelsFor } from "./backend.ts";
  * import assert from "node:assert/strict";
  * assert.equal(kernelsFor("sample", Tensor.zeros([2]), Tensor.zeros([2])), defaultKernels());
  * ```

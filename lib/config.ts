@@ -3,37 +3,69 @@
  *
  * @module
  */
+import { show } from "./_describe.ts";
+import {
+  enabledSigmaFamilies,
+  type SharedSigmaFamilyKey,
+  SIGMA_FAMILIES,
+  type SigmaFamilyKey,
+} from "./_sigma_families.ts";
+
+// Each enum's values, written once: the type unions below and the validation rules read them.
+/** The `beta_schedule` values. */
+export const BETA_SCHEDULES = [
+  "linear",
+  "scaled_linear",
+  "squaredcos_cap_v2",
+] as const;
+/** The `prediction_type` values. */
+export const PREDICTION_TYPES = [
+  "epsilon",
+  "sample",
+  "v_prediction",
+  "flow_prediction",
+] as const;
+/** The `algorithm_type` values (besides the remapped `"deis"`). */
+export const ALGORITHM_TYPES = [
+  "dpmsolver",
+  "dpmsolver++",
+  "sde-dpmsolver",
+  "sde-dpmsolver++",
+] as const;
+/** The `solver_type` values (besides the remapped `"logrho"`, `"bh1"`, `"bh2"`). */
+export const SOLVER_TYPES = ["midpoint", "heun"] as const;
+/** The `timestep_spacing` values. */
+export const TIMESTEP_SPACINGS = ["linspace", "leading", "trailing"] as const;
+/** The `variance_type` values. */
+export const VARIANCE_TYPES = [
+  null,
+  "learned",
+  "learned_range",
+  "fixed_small",
+  "fixed_small_log",
+  "fixed_large",
+  "fixed_large_log",
+] as const;
+/** The forward scheduler's `final_sigmas_type` values. */
+export const FINAL_SIGMAS_TYPES = ["zero", "sigma_min"] as const;
+/** The forward scheduler's `time_shift_type` values. */
+export const TIME_SHIFT_TYPES = ["exponential"] as const;
 
 /** How betas are laid over the training timesteps (diffusers' `beta_schedule`). */
-export type BetaSchedule = "linear" | "scaled_linear" | "squaredcos_cap_v2";
+export type BetaSchedule = typeof BETA_SCHEDULES[number];
 /** What the model predicts (diffusers' `prediction_type`). */
-export type PredictionType =
-  | "epsilon"
-  | "sample"
-  | "v_prediction"
-  | "flow_prediction";
+export type PredictionType = typeof PREDICTION_TYPES[number];
 /** DPM-Solver (noise prediction) or DPM-Solver++ (data prediction), ODE or SDE. */
-export type AlgorithmType =
-  | "dpmsolver"
-  | "dpmsolver++"
-  | "sde-dpmsolver"
-  | "sde-dpmsolver++";
+export type AlgorithmType = typeof ALGORITHM_TYPES[number];
 /** Second-order update rule. */
-export type SolverType = "midpoint" | "heun";
+export type SolverType = typeof SOLVER_TYPES[number];
 /** How inference timesteps are spaced over the training range (Table 2 of arXiv:2305.08891). */
-export type TimestepSpacing = "linspace" | "leading" | "trailing";
+export type TimestepSpacing = typeof TIMESTEP_SPACINGS[number];
 /**
  * `learned`/`learned_range` mark a model whose output carries a variance after the mean channels;
  * DDPM's `fixed_*` values (and `null`) mean a plain mean prediction.
  */
-export type VarianceType =
-  | "learned"
-  | "learned_range"
-  | "fixed_small"
-  | "fixed_small_log"
-  | "fixed_large"
-  | "fixed_large_log"
-  | null;
+export type VarianceType = typeof VARIANCE_TYPES[number];
 
 /**
  * Configuration of the DPM-Solver multistep schedulers, with diffusers' snake_case keys so that a
@@ -89,9 +121,9 @@ export interface SchedulerConfig {
 }
 
 /** The final sigma of the forward schedule: 0, or the smallest training sigma. */
-export type FinalSigmasType = "zero" | "sigma_min";
+export type FinalSigmasType = typeof FINAL_SIGMAS_TYPES[number];
 /** How `mu` shifts the flow sigmas with dynamic shifting (`flow_shift = exp(mu)`). */
-export type TimeShiftType = "exponential";
+export type TimeShiftType = typeof TIME_SHIFT_TYPES[number];
 
 /**
  * Configuration of the forward `DPMSolverMultistepScheduler`: every key of
@@ -170,10 +202,10 @@ type Rule =
 
 const RULES: Record<keyof DPMSolverMultistepConfig, Rule> = {
   use_lu_lambdas: { kind: "boolean" },
-  final_sigmas_type: { kind: "enum", allowed: ["zero", "sigma_min"] },
+  final_sigmas_type: { kind: "enum", allowed: FINAL_SIGMAS_TYPES },
   rescale_betas_zero_snr: { kind: "boolean" },
   use_dynamic_shifting: { kind: "boolean" },
-  time_shift_type: { kind: "enum", allowed: ["exponential"] },
+  time_shift_type: { kind: "enum", allowed: TIME_SHIFT_TYPES },
   num_train_timesteps: { kind: "int", min: 2 },
   beta_start: {
     kind: "number",
@@ -189,28 +221,22 @@ const RULES: Record<keyof DPMSolverMultistepConfig, Rule> = {
     minExclusive: true,
     maxExclusive: true,
   },
-  beta_schedule: {
-    kind: "enum",
-    allowed: ["linear", "scaled_linear", "squaredcos_cap_v2"],
-  },
+  beta_schedule: { kind: "enum", allowed: BETA_SCHEDULES },
   trained_betas: { kind: "betas" },
   solver_order: { kind: "int", min: 1, max: 3, allowed: [1, 2, 3] },
-  prediction_type: {
-    kind: "enum",
-    allowed: ["epsilon", "sample", "v_prediction", "flow_prediction"],
-  },
+  prediction_type: { kind: "enum", allowed: PREDICTION_TYPES },
   thresholding: { kind: "boolean" },
   dynamic_thresholding_ratio: { kind: "number", min: 0, max: 1 },
   sample_max_value: { kind: "number", min: 0, minExclusive: true },
   algorithm_type: {
     kind: "enum",
-    allowed: ["dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++"],
+    allowed: ALGORITHM_TYPES,
     // diffusers maps DEIS configs onto DPM-Solver++.
     remap: { deis: "dpmsolver++" },
   },
   solver_type: {
     kind: "enum",
-    allowed: ["midpoint", "heun"],
+    allowed: SOLVER_TYPES,
     // diffusers maps UniPC/DEIS solver types onto the midpoint rule.
     remap: { logrho: "midpoint", bh1: "midpoint", bh2: "midpoint" },
   },
@@ -222,22 +248,8 @@ const RULES: Record<keyof DPMSolverMultistepConfig, Rule> = {
   use_flow_sigmas: { kind: "boolean" },
   flow_shift: { kind: "number", min: 0, minExclusive: true },
   lambda_min_clipped: { kind: "number" },
-  variance_type: {
-    kind: "enum",
-    allowed: [
-      null,
-      "learned",
-      "learned_range",
-      "fixed_small",
-      "fixed_small_log",
-      "fixed_large",
-      "fixed_large_log",
-    ],
-  },
-  timestep_spacing: {
-    kind: "enum",
-    allowed: ["linspace", "leading", "trailing"],
-  },
+  variance_type: { kind: "enum", allowed: VARIANCE_TYPES },
+  timestep_spacing: { kind: "enum", allowed: TIMESTEP_SPACINGS },
   steps_offset: { kind: "int", min: 0 },
 };
 
@@ -268,7 +280,7 @@ export interface ConfigSource {
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@dpmsolver/scheduler";
+ * import { resolveConfig } from "./config.ts";
  * import assert from "node:assert/strict";
  *
  * const config = resolveConfig({ solver_order: 3, algorithm_type: "deis" });
@@ -291,7 +303,7 @@ export function resolveConfig(
  *
  * @example
  * ```ts
- * import { resolveMultistepConfig } from "@dpmsolver/scheduler";
+ * import { resolveMultistepConfig } from "./config.ts";
  * import assert from "node:assert/strict";
  *
  * const config = resolveMultistepConfig({ use_lu_lambdas: true });
@@ -435,6 +447,13 @@ function checkValue(
   }
 }
 
+// The sigma-family table's keys, as the configs declare them: `Pick` fails to compile when a
+// family's key is missing from the config that should have it (so a new family gets its key,
+// its default and its rule).
+type SigmaFamilyFlags =
+  & Pick<SchedulerConfig, SharedSigmaFamilyKey>
+  & Partial<Pick<DPMSolverMultistepConfig, SigmaFamilyKey>>;
+
 function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
   const fail = (message: string) => {
     throw new RangeError(
@@ -454,14 +473,9 @@ function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
       `'trained_betas' must hold 'num_train_timesteps' (${config.num_train_timesteps}) values: current length is ${config.trained_betas.length}`,
     );
   }
-  const families = ([
-    "use_karras_sigmas",
-    "use_exponential_sigmas",
-    "use_beta_sigmas",
-    "use_flow_sigmas",
-    "use_lu_lambdas",
-  ] as const)
-    .filter((k) => (config as Partial<DPMSolverMultistepConfig>)[k]);
+  const families = enabledSigmaFamilies(config as SigmaFamilyFlags).map((
+    name,
+  ) => SIGMA_FAMILIES[name].key);
   if (families.length > 1) {
     fail(
       `at most one sigma family may be enabled: current value enables ${
@@ -480,114 +494,10 @@ function checkRelations(config: SchedulerConfig, source: ConfigSource): void {
   }
 }
 
-/** Parses JSON as Python's `json` writes it, accepting the `NaN`, `Infinity` and `-Infinity` tokens. */
-export function parseConfigJson(
-  text: string,
-  file = "config",
-): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(
-      replaceNonFiniteTokens(text, false),
-      (_key, value) =>
-        typeof value === "string" && value.startsWith(NON_FINITE_MARK)
-          ? Number(value.slice(NON_FINITE_MARK.length))
-          : value,
-    );
-  } catch (error) {
-    throw new SyntaxError(
-      `Cannot read '${file}' as it is not valid JSON: ${
-        (error as Error).message
-      }`,
-    );
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new TypeError(
-      `Cannot read '${file}' as it must hold a JSON object: current value is ${
-        show(parsed)
-      }`,
-    );
-  }
-  return parsed as Record<string, unknown>;
-}
-
 /** Options of `fromPretrained`. */
 export interface FromPretrainedOptions {
   /** Folder inside `dir` holding `scheduler_config.json` (e.g. `"scheduler"` in a pipeline). */
   subfolder?: string;
-}
-
-/**
- * Reads and parses `scheduler_config.json` from `dir` (or `dir/subfolder`), as the schedulers'
- * `fromPretrained` do. Errors name the file.
- */
-export async function readConfigFile(
-  dir: string,
-  options: FromPretrainedOptions = {},
-): Promise<{ config: Record<string, unknown>; file: string }> {
-  const file = [dir, options.subfolder, "scheduler_config.json"].filter(Boolean)
-    .join("/");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (error) {
-    throw new Error(
-      `Cannot read the scheduler config '${file}': ${(error as Error).message}`,
-      {
-        cause: error,
-      },
-    );
-  }
-  return { config: parseConfigJson(text, file), file };
-}
-
-/** Serialises a config as diffusers writes it: sorted keys, 2-space indent, `-Infinity` tokens. */
-export function stringifyConfig(config: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(
-    Object.keys(config).sort().map((k) => [k, config[k]]),
-  );
-  const text = JSON.stringify(
-    sorted,
-    (_key, value) =>
-      typeof value === "number" && !Number.isFinite(value)
-        ? `${NON_FINITE_MARK}${value}`
-        : value,
-    2,
-  );
-  return replaceNonFiniteTokens(text, true) + "\n";
-}
-
-const NON_FINITE_MARK = "\u0000nonfinite:";
-
-// Swaps bare NaN/Infinity tokens (outside strings) for marked strings, or back.
-function replaceNonFiniteTokens(text: string, toTokens: boolean): string {
-  if (toTokens) {
-    return text.replace(/"\\u0000nonfinite:(-?Infinity|NaN)"/g, "$1");
-  }
-  let out = "";
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (inString) {
-      out += c;
-      if (c === "\\") out += text[++i] ?? "";
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') {
-      inString = true;
-      out += c;
-      continue;
-    }
-    const token = /^(-?Infinity|NaN)/.exec(text.slice(i, i + 9))?.[0];
-    if (token) {
-      out += JSON.stringify(`${NON_FINITE_MARK}${token}`);
-      i += token.length - 1;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 function closestKey(
@@ -630,11 +540,4 @@ function where(source: ConfigSource): string {
 
 function quote(value: string | null): string {
   return value === null ? "null" : `"${value}"`;
-}
-
-function show(value: unknown): string {
-  if (typeof value === "string") return `"${value}"`;
-  if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (typeof value === "object" && value !== null) return "an object";
-  return String(value);
 }

@@ -6,7 +6,7 @@
  */
 import type { DPMSolverMultistepScheduler } from "./multistep.ts";
 import type { Tensor } from "./tensor.ts";
-import type { DiffusionModel, LoopOptions } from "./invert.ts";
+import type { DiffusionModel, LoopOptions } from "./model.ts";
 import { classLabelsFor, prepare, runSteps } from "./_loop.ts";
 
 /** Options of {@link generate}. */

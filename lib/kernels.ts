@@ -4,7 +4,10 @@
  *
  * @module
  */
-import type { MultistepCoefficients } from "./solver.ts";
+import type { ModelOutputConversion, MultistepCoefficients } from "./solver.ts";
+
+// The conversion's form is part of the kernel contract; its formulas live in solver.ts.
+export type { ModelOutputConversion };
 
 /** What a backend tensor must offer the scheduler: its shape and zero-copy slicing. */
 export interface TensorView<T> {
@@ -93,21 +96,4 @@ export interface Kernels<T extends TensorView<T>> {
     c: MultistepCoefficients,
     noise: T | null,
   ): void;
-}
-
-/**
- * A model-output conversion as {@link Kernels.convertAndUpdate} takes it: `"copy"` takes the
- * model output as it is; `"sample-first"` is `(a·sample + b·modelOutput) / d` and
- * `"model-first"` is `(a·modelOutput + b·sample) / d`, each operation rounded to float32 in that
- * order (as {@link Kernels.axpbyDiv}).
- */
-export interface ModelOutputConversion {
-  /** Which operand is multiplied by `a`, or `"copy"` (then `a`, `b`, `d` are unused). */
-  readonly form: "copy" | "sample-first" | "model-first";
-  /** Coefficient of the first operand. */
-  readonly a: number;
-  /** Coefficient of the second operand. */
-  readonly b: number;
-  /** Divisor. */
-  readonly d: number;
 }

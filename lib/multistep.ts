@@ -13,7 +13,7 @@ import {
   type InferenceSchedule,
   MultistepScheduler,
   type StepOptions,
-} from "./multistep_core.ts";
+} from "./multistep_scheduler.ts";
 import { TorchGenerator } from "./random.ts";
 import { Tensor } from "./tensor.ts";
 import { formatShape, sameShape } from "./_shape.ts";
@@ -21,17 +21,12 @@ import {
   readPretrainedConfig,
   resolveForeignConfig,
 } from "./_scheduler_factory.ts";
+import { arange, interpIndex, linspace, roundHalfEven } from "./timesteps.ts";
 import {
-  arange,
-  betaSigmas,
-  exponentialSigmas,
-  interpIndex,
-  karrasSigmas,
-  linspace,
-  numpyLogSigmas,
-  roundHalfEven,
-  sigmaToT,
-} from "./timesteps.ts";
+  familySchedule,
+  SIGMA_FAMILIES,
+  sigmaFamilyOf,
+} from "./_sigma_families.ts";
 
 /** Options of {@link DPMSolverMultistepScheduler.setTimesteps}. */
 export interface SetTimestepsOptions {
@@ -74,6 +69,8 @@ export class DPMSolverMultistepScheduler
   #flowShift: number;
 
   /**
+   * A forward scheduler of `config`, validated and completed with diffusers' defaults.
+   *
    * @param config diffusers' config keys (snake_case); missing keys take diffusers' defaults.
    * @throws {TypeError} An unknown key (with the closest valid one) or a value of the wrong type.
    * @throws {RangeError} A value outside its allowed set; `final_sigmas_type` "zero" with a
@@ -191,10 +188,12 @@ export class DPMSolverMultistepScheduler
     this.#beginIndex = null;
   }
 
+  /** The step count and the flow shift in use (which `setTimesteps(n, { mu })` changes). */
   protected override scheduleKey(numInferenceSteps: number): string {
     return `${numInferenceSteps} ${this.#flowShift}`;
   }
 
+  /** diffusers' `set_timesteps`: `n` timesteps noisiest first, then the final sigma. */
   protected buildSchedule(n: number): InferenceSchedule {
     const { config } = this;
     const trainCount = config.num_train_timesteps;
@@ -220,43 +219,18 @@ export class DPMSolverMultistepScheduler
         break;
     }
 
-    const train = this.trainSigmas;
-    const sigmaMin = train[0]!;
-    const sigmaMax = train[train.length - 1]!;
-    // Karras and Lu timesteps are rounded, except for the cosine schedule (as diffusers).
-    const round = config.beta_schedule !== "squaredcos_cap_v2";
     let sigmas: Float64Array;
-    const family = config.use_karras_sigmas
-      ? karrasSigmas
-      : config.use_exponential_sigmas
-      ? exponentialSigmas
-      : config.use_beta_sigmas
-      ? betaSigmas
-      : null;
-    if (family !== null || config.use_lu_lambdas) {
-      const logSigmas = numpyLogSigmas(train);
-      sigmas = family !== null
-        ? family(sigmaMin, sigmaMax, n)
-        // Lu et al.: evenly spaced in log-sigma (diffusers' _convert_to_lu, rho = 1).
-        : linspace(0, 1, n).map((ramp) =>
-          Math.exp(
-            logSigmas[logSigmas.length - 1]! +
-              ramp * (logSigmas[0]! - logSigmas[logSigmas.length - 1]!),
-          )
-        );
-      const times = sigmas.map((s) => sigmaToT(s, logSigmas));
-      const rounded = config.use_karras_sigmas || config.use_lu_lambdas;
-      timesteps = rounded && round ? times.map(roundHalfEven) : times;
-    } else if (config.use_flow_sigmas) {
-      const shift = this.#flowShift;
-      sigmas = linspace(1, 1 / trainCount, n + 1)
-        .map((alpha) => 1 - alpha)
-        .map((s) => (shift * s) / (1 + (shift - 1) * s))
-        .reverse()
-        .subarray(0, n);
-      timesteps = sigmas.map((s) => s * trainCount);
+    const family = sigmaFamilyOf(config);
+    if (family !== null) {
+      ({ sigmas, timesteps } = familySchedule(family, {
+        trainSigmas: this.trainSigmas,
+        descending: true,
+        flowShift: this.#flowShift,
+        // Karras and Lu timesteps are rounded, except for the cosine schedule (as diffusers).
+        roundTimesteps: config.beta_schedule !== "squaredcos_cap_v2",
+      }, n));
     } else {
-      sigmas = timesteps.map((t) => interpIndex(t, train));
+      sigmas = timesteps.map((t) => interpIndex(t, this.trainSigmas));
     }
     return this.#withFinalSigma(timesteps, sigmas);
   }
@@ -279,16 +253,12 @@ export class DPMSolverMultistepScheduler
 
   #customSchedule(timesteps: ArrayLike<number>): InferenceSchedule {
     const { config } = this;
-    const family = ([
-      "use_karras_sigmas",
-      "use_lu_lambdas",
-      "use_exponential_sigmas",
-      "use_beta_sigmas",
-      "use_flow_sigmas",
-    ] as const).find((k) => config[k]);
-    if (family !== undefined) {
+    const family = sigmaFamilyOf(config);
+    if (family !== null) {
       throw new RangeError(
-        `Cannot set custom timesteps as '${family}' computes its own: current value is true`,
+        `Cannot set custom timesteps as '${
+          SIGMA_FAMILIES[family].key
+        }' computes its own: current value is true`,
       );
     }
     const values = Array.from(timesteps);

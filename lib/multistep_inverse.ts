@@ -12,20 +12,16 @@ import {
 import {
   type InferenceSchedule,
   MultistepScheduler,
-} from "./multistep_core.ts";
+} from "./multistep_scheduler.ts";
 import { sigmaFromAlphaCumprod } from "./noise_schedule.ts";
 import {
   arange,
-  betaSigmas,
-  exponentialSigmas,
   firstOccurrences,
   interpIndex,
-  karrasSigmas,
   linspace,
-  numpyLogSigmas,
   roundHalfEven,
-  sigmaToT,
 } from "./timesteps.ts";
+import { familySchedule, sigmaFamilyOf } from "./_sigma_families.ts";
 import {
   readPretrainedConfig,
   resolveForeignConfig,
@@ -53,6 +49,8 @@ import {
  */
 export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
   /**
+   * An inverse scheduler of `config`, validated and completed with diffusers' defaults.
+   *
    * @param config diffusers' config keys (snake_case); missing keys take diffusers' defaults.
    * @throws {TypeError} An unknown key (with the closest valid one) or a value of the wrong type.
    * @throws {RangeError} A value outside its allowed set, or an SDE algorithm type.
@@ -104,6 +102,10 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
     return this.config.num_train_timesteps - 1 - this.clippedTimesteps();
   }
 
+  /**
+   * diffusers' inverse `set_timesteps`: `n` timesteps from 0 up to the noisiest one, repeated
+   * timesteps dropped, then the final sigma.
+   */
   protected buildSchedule(n: number): InferenceSchedule {
     const { config } = this;
     const noisiest = this.noisiestTimestep;
@@ -132,39 +134,21 @@ export class DPMSolverMultistepInverseScheduler extends MultistepScheduler {
       }
     }
 
-    const train = this.trainSigmas;
-    // Every family but the default appends a copy of its last sigma; the default appends the
-    // noisiest timestep's sigma.
+    // Every family appends a copy of its last sigma; the default appends the noisiest
+    // timestep's sigma.
     let sigmas: Float64Array;
     let finalSigma: number;
-    if (
-      config.use_karras_sigmas || config.use_exponential_sigmas ||
-      config.use_beta_sigmas
-    ) {
-      const family = config.use_karras_sigmas
-        ? karrasSigmas
-        : config.use_exponential_sigmas
-        ? exponentialSigmas
-        : betaSigmas;
-      // diffusers names the ends sigma_min = in_sigmas[-1] and sigma_max = in_sigmas[0]; for the
-      // ascending training sigmas that makes "sigma_max" the smallest.
-      sigmas = family(train[train.length - 1]!, train[0]!, n);
-      const logSigmas = numpyLogSigmas(train);
-      const times = sigmas.map((s) => sigmaToT(s, logSigmas));
-      timesteps = config.use_karras_sigmas ? times.map(roundHalfEven) : times;
+    const family = sigmaFamilyOf(config);
+    if (family !== null) {
+      ({ sigmas, timesteps } = familySchedule(family, {
+        trainSigmas: this.trainSigmas,
+        descending: false,
+        flowShift: config.flow_shift,
+        roundTimesteps: true,
+      }, n));
       finalSigma = sigmas[sigmas.length - 1]!;
-    } else if (config.use_flow_sigmas) {
-      const shift = config.flow_shift;
-      const shifted = linspace(1, 1 / trainCount, n + 1)
-        .map((alpha) => 1 - alpha)
-        .map((s) => (shift * s) / (1 + (shift - 1) * s))
-        .reverse()
-        .subarray(0, n);
-      sigmas = shifted;
-      timesteps = shifted.map((s) => s * trainCount);
-      finalSigma = shifted[n - 1]!;
     } else {
-      sigmas = timesteps.map((t) => interpIndex(t, train));
+      sigmas = timesteps.map((t) => interpIndex(t, this.trainSigmas));
       finalSigma = sigmaFromAlphaCumprod(this.alphasCumprod[noisiest]!);
     }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { expF32, f32, fmaF32, logF32, sqrtF32 } from "./_f32.ts";
+import { f32, fmaF32, logF32, sqrtF32 } from "./_f32.ts";
 import type { SchedulerConfig } from "./config.ts";
 
 /**
@@ -88,7 +88,7 @@ function configuredBetas(config: Readonly<SchedulerConfig>): Float32Array {
  *
  * @example
  * ```ts
- * import { rescaleZeroTerminalSnr, torchLinspaceF32 } from "@dpmsolver/scheduler";
+ * import { rescaleZeroTerminalSnr, torchLinspaceF32 } from "./noise_schedule.ts";
  * import assert from "node:assert/strict";
  * const betas = rescaleZeroTerminalSnr(torchLinspaceF32(0.0001, 0.02, 1000));
  * assert.equal(betas[999], 1);
@@ -160,4 +160,41 @@ export function lambdaOf({ alphaT, sigmaT }: AlphaSigma): number {
   return f32(logF32(alphaT) - logF32(sigmaT));
 }
 
-export { expF32 };
+/**
+ * Refuses a training schedule that degenerates (where diffusers runs to NaN): `alphas_cumprod`
+ * reaching 0 in float32 (an infinite sigma), or `lambda_min_clipped` above every `lambda_t` (no
+ * timestep left). The error names the key to change and the bound it broke.
+ *
+ * @throws {RangeError} Either case.
+ */
+export function checkNoiseSchedule(
+  config: Readonly<SchedulerConfig>,
+  alphasCumprod: Float32Array,
+  lambdaT: Float64Array,
+): void {
+  const zero = alphasCumprod.indexOf(0);
+  if (zero >= 0) {
+    const key = config.trained_betas
+      ? "trained_betas"
+      : config.beta_schedule === "squaredcos_cap_v2"
+      ? "beta_schedule"
+      : "beta_end";
+    const value = key === "trained_betas"
+      ? `an array of length ${config.trained_betas!.length}`
+      : key === "beta_schedule"
+      ? `"${config.beta_schedule}"`
+      : String(config.beta_end);
+    throw new RangeError(
+      `Cannot configure the scheduler as 'alphas_cumprod' must stay above 0 (float32) over the ${config.num_train_timesteps} training timesteps, and '${key}' makes it underflow to 0 from timestep ${zero} (an infinite sigma): current value is ${value}`,
+    );
+  }
+  const clip = config.lambda_min_clipped;
+  // lambda_t falls with t, so clipping leaves timestep 0 exactly when lambda_t[0] >= clip.
+  if (!(lambdaT[0]! >= clip)) {
+    throw new RangeError(
+      `Cannot configure the scheduler as 'lambda_min_clipped' must be at most lambda_t at timestep 0 (${
+        lambdaT[0]
+      }), or it clips every timestep: current value is ${clip}`,
+    );
+  }
+}

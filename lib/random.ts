@@ -47,7 +47,11 @@ export class TorchGenerator {
   #nextDoubleNormal: number | null = null;
   #seed = 0;
 
-  /** @param seed A non-negative integer, as `manual_seed(seed)` (67280421310721 is torch's default). */
+  /**
+   * A generator seeded as torch's `torch.Generator().manual_seed(seed)`.
+   *
+   * @param seed A non-negative integer, as `manual_seed(seed)` (67280421310721 is torch's default).
+   */
   constructor(seed: number | bigint = 67280421310721n) {
     this.manualSeed(seed);
   }

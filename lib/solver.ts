@@ -1,14 +1,15 @@
 /**
  * DPM-Solver and DPM-Solver++ multistep updates as coefficients: each update is
  * `a·x + b·D0 (+ c·D1 (+ d·D2)) (+ e·noise)`, with the differences D1, D2 formed from the model
- * output history by `k0`, `k1`, `q`, `k2`. The scalars are computed here once, in float32 as
- * diffusers' 0-d tensors are; the tensor work is one kernel call. This file is the only home of
- * the update formulas, shared by every scheduler and backend.
+ * output history by `k0`, `k1`, `q`, `k2`; the model-output conversion as the coefficients of
+ * one `(a·x + b·y) / d`; and the choice of order. The scalars are computed here once, in float32
+ * as diffusers' 0-d tensors are; the tensor work is one kernel call. This file is the only home
+ * of the update and conversion formulas, shared by every scheduler and backend.
  *
  * @module
  */
 import { expF32, f32, sqrtF32 } from "./_f32.ts";
-import type { AlgorithmType, SolverType } from "./config.ts";
+import type { AlgorithmType, PredictionType, SolverType } from "./config.ts";
 import { type AlphaSigma, lambdaOf } from "./noise_schedule.ts";
 
 /**
@@ -61,7 +62,8 @@ export type UpdatePoints = readonly AlphaSigma[];
  *
  * @example DDIM-equivalent first-order DPM-Solver++ step
  * ```ts
- * import { multistepCoefficients, sigmaToAlphaSigma } from "@dpmsolver/scheduler";
+ * import { multistepCoefficients } from "./solver.ts";
+ * import { sigmaToAlphaSigma } from "./noise_schedule.ts";
  * import assert from "node:assert/strict";
  *
  * const t = sigmaToAlphaSigma(2, false);
@@ -87,8 +89,7 @@ export function multistepCoefficients(
   if (h === 0) return null;
   const { alphaT, sigmaT } = t!;
   const sde = algorithm === "sde-dpmsolver" || algorithm === "sde-dpmsolver++";
-  const dataPrediction = algorithm === "dpmsolver++" ||
-    algorithm === "sde-dpmsolver++";
+  const dataPrediction = isDataPrediction(algorithm);
 
   // Shared exponential terms: DPM-Solver++ (arXiv:2211.01095) integrates in -h, DPM-Solver
   // (arXiv:2206.00927) in +h; the SDE++ variant integrates in -2h.
@@ -185,7 +186,7 @@ export function multistepCoefficients(
  *
  * @example
  * ```ts
- * import { chooseOrder } from "@dpmsolver/scheduler";
+ * import { chooseOrder } from "./solver.ts";
  * import assert from "node:assert/strict";
  * assert.equal(chooseOrder({ solverOrder: 3, lowerOrderNums: 1, lowerOrderFinal: false, lowerOrderSecond: false }), 2);
  * ```
@@ -201,4 +202,106 @@ export function chooseOrder(state: {
   if (solverOrder === 1 || lowerOrderNums < 1 || lowerOrderFinal) return 1;
   if (solverOrder === 2 || lowerOrderNums < 2 || lowerOrderSecond) return 2;
   return 3;
+}
+
+/**
+ * A model-output conversion as a kernel takes it: `"copy"` takes the model output as it is;
+ * `"sample-first"` is `(a·sample + b·modelOutput) / d` and `"model-first"` is
+ * `(a·modelOutput + b·sample) / d`, each operation rounded to float32 in that order (as
+ * `Kernels.axpbyDiv`).
+ */
+export interface ModelOutputConversion {
+  /** Which operand is multiplied by `a`, or `"copy"` (then `a`, `b`, `d` are unused). */
+  readonly form: "copy" | "sample-first" | "model-first";
+  /** Coefficient of the first operand. */
+  readonly a: number;
+  /** Coefficient of the second operand. */
+  readonly b: number;
+  /** Divisor. */
+  readonly d: number;
+}
+
+/** A {@link ModelOutputConversion} that {@link modelOutputConversion} may rewrite in place. */
+export type WritableConversion = {
+  -readonly [K in keyof ModelOutputConversion]: ModelOutputConversion[K];
+};
+
+/**
+ * diffusers' `convert_model_output` before thresholding, at a noise level (alpha_t, sigma_t) of
+ * scheduler sigma `sigma`: what DPM-Solver++ integrates (the predicted clean sample x0) or
+ * DPM-Solver integrates (the predicted noise ε), from what the model predicts. Writes into `out`
+ * (rewritten in place, so that a step allocates nothing) and returns it.
+ *
+ * @throws {RangeError} `"flow_prediction"` with a noise-prediction algorithm type.
+ *
+ * @example An epsilon model under DPM-Solver++: x0 = (x − σ_t·ε) / α_t
+ * ```ts
+ * import { modelOutputConversion } from "./solver.ts";
+ * import assert from "node:assert/strict";
+ * const c = modelOutputConversion("dpmsolver++", "epsilon", 0.8, 0.6, 0.75);
+ * assert.deepEqual(c, { form: "sample-first", a: 1, b: -0.6, d: 0.8 });
+ * ```
+ */
+export function modelOutputConversion(
+  algorithm: AlgorithmType,
+  prediction: PredictionType,
+  alphaT: number,
+  sigmaT: number,
+  sigma: number,
+  out: WritableConversion = { form: "copy", a: 1, b: 0, d: 1 },
+): ModelOutputConversion {
+  if (isDataPrediction(algorithm)) {
+    switch (prediction) {
+      case "epsilon": // x0 = (x − σ_t·ε) / α_t
+        return setConversion(out, "sample-first", 1, -sigmaT, alphaT);
+      case "sample":
+        return setConversion(out, "copy", 1, 0, 1);
+      case "v_prediction": // x0 = α_t·x − σ_t·v
+        return setConversion(out, "sample-first", alphaT, -sigmaT, 1);
+      case "flow_prediction": // x0 = x − σ·v
+        return setConversion(out, "sample-first", 1, -sigma, 1);
+    }
+  }
+  switch (prediction) {
+    case "epsilon":
+      return setConversion(out, "copy", 1, 0, 1);
+    case "sample": // ε = (x − α_t·x0) / σ_t
+      return setConversion(out, "sample-first", 1, -alphaT, sigmaT);
+    case "v_prediction": // ε = α_t·v + σ_t·x
+      return setConversion(out, "model-first", alphaT, sigmaT, 1);
+    case "flow_prediction":
+      throw new RangeError(
+        `Cannot convert the model output as 'prediction_type' "flow_prediction" needs a data-prediction 'algorithm_type'`,
+      );
+  }
+}
+
+function setConversion(
+  c: WritableConversion,
+  form: ModelOutputConversion["form"],
+  a: number,
+  b: number,
+  d: number,
+): ModelOutputConversion {
+  c.form = form;
+  c.a = a;
+  c.b = b;
+  c.d = d;
+  return c;
+}
+
+/**
+ * Whether the algorithm integrates the data prediction (DPM-Solver++) rather than the noise
+ * prediction (DPM-Solver).
+ *
+ * @example
+ * ```ts
+ * import { isDataPrediction } from "./solver.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(isDataPrediction("sde-dpmsolver++"), true);
+ * assert.equal(isDataPrediction("dpmsolver"), false);
+ * ```
+ */
+export function isDataPrediction(algorithm: AlgorithmType): boolean {
+  return algorithm === "dpmsolver++" || algorithm === "sde-dpmsolver++";
 }

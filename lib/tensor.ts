@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { describe } from "./_describe.ts";
 import {
   forEachRow,
   formatShape,
@@ -257,9 +258,4 @@ export class Tensor {
     });
     return out;
   }
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== "object") return String(value);
-  return value.constructor?.name ?? "object";
 }

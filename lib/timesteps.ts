@@ -94,6 +94,37 @@ export function betaSigmas(
 }
 
 /**
+ * Lu et al. (arXiv:2206.00927) sigmas: evenly spaced in log-sigma (so in lambda) from
+ * `exp(logSigmaFrom)` to `exp(logSigmaTo)` (diffusers' `_convert_to_lu`, rho = 1).
+ */
+export function luSigmas(
+  logSigmaFrom: number,
+  logSigmaTo: number,
+  n: number,
+): Float64Array {
+  return linspace(0, 1, n).map((ramp) =>
+    Math.exp(logSigmaFrom + ramp * (logSigmaTo - logSigmaFrom))
+  );
+}
+
+/**
+ * Flow-matching sigmas, largest first: `1 − linspace(1, 1/trainCount, n + 1)` shifted by
+ * `shift·s / (1 + (shift − 1)·s)`, flipped, the last (0) dropped (diffusers' `use_flow_sigmas`
+ * branch, the same in both schedulers).
+ */
+export function flowSigmas(
+  n: number,
+  shift: number,
+  trainCount: number,
+): Float64Array {
+  return linspace(1, 1 / trainCount, n + 1)
+    .map((alpha) => 1 - alpha)
+    .map((s) => (shift * s) / (1 + (shift - 1) * s))
+    .reverse()
+    .subarray(0, n);
+}
+
+/**
  * diffusers' `_sigma_to_t`: the fractional training timestep whose log-sigma matches `sigma`, by
  * linear interpolation in log-sigma. Follows NumPy 1.24's promotion: the float64 log-sigma meets
  * the float32 `logSigmas` in float32, so the weight `w` is float32 and `t` float64.

@@ -1,16 +1,30 @@
 /**
  * `deno task notebooks`: executes every notebook in this folder in place on Deno's Jupyter kernel,
- * headlessly, keeping the outputs in the files, and exits non-zero on the first cell error. Needs
+ * headlessly, keeping the outputs in the files, and exits non-zero on the first notebook with a
+ * cell error or an SVG output that would not draw (HTML inside it, a panel without marks: see
+ * `_check.ts`). `deno task notebooks name.ipynb …` runs only the notebooks named. Needs
  * Jupyter's nbconvert (Debian: `jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel`)
  * and the kernel (`deno jupyter --install`).
  *
  * @module
  */
+import { notebookProblems } from "./_check.ts";
+
 const dir = new URL(".", import.meta.url);
-const notebooks = [...Deno.readDirSync(dir)]
+const all = [...Deno.readDirSync(dir)]
   .filter((entry) => entry.isFile && entry.name.endsWith(".ipynb"))
   .map((entry) => entry.name)
   .sort();
+const notebooks = Deno.args.length === 0
+  ? all
+  : Deno.args.map((arg) => arg.replace(/^.*\//, ""));
+const unknown = notebooks.filter((name) => !all.includes(name));
+if (unknown.length > 0) {
+  console.error(
+    `Cannot run ${unknown.join(", ")}: the notebooks are ${all.join(", ")}`,
+  );
+  Deno.exit(2);
+}
 
 // Deno 2.9's `deno fmt --check` reports a notebook as unformatted, with an empty diff, when a cell's
 // source does not end with a newline, yet Jupyter and `deno fmt` itself save cells without one: add
@@ -47,7 +61,9 @@ async function execute(name: string): Promise<boolean> {
       "--execute",
       "--inplace",
       "--ExecutePreprocessor.kernel_name=deno",
-      "--ExecutePreprocessor.timeout=120",
+      // A cell of inversion.ipynb runs the digits model for about a minute alone, several on a
+      // loaded machine.
+      "--ExecutePreprocessor.timeout=900",
       // No per-cell timestamps, so a re-run leaves the files unchanged.
       "--ExecutePreprocessor.record_timing=False",
       name,
@@ -73,6 +89,13 @@ const ATTEMPTS = 3;
 for (const name of notebooks) {
   for (let attempt = 1;; attempt++) {
     if (!(await execute(name))) Deno.exit(1);
+    const problems = notebookProblems(
+      JSON.parse(await Deno.readTextFile(new URL(name, dir))),
+    );
+    if (problems.length > 0) {
+      console.error(`${name}:\n  ${problems.join("\n  ")}`);
+      Deno.exit(1);
+    }
     const silent = await silentCells(name);
     if (silent.length === 0) break;
     const message = `${name}: cells ${

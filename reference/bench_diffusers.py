@@ -3,7 +3,7 @@ the same protocol: a 50-step inversion with 4 model outputs in rotation, timed p
 over repeats after a warm-up, divided by 50; torch on one thread. Prints one JSON line per case with the
 fields bench/cpu_bench.ts prints (impl "diffusers").
 
-    eval "$(/work/shared/tools/diffusers-env.sh DIFFUSERS_GIT_DIR HF_HUB_GIT_DIR)"
+    eval "$(reference/env.sh DIFFUSERS_GIT HUB_GIT)"
     "$REF_PYTHON" reference/bench_diffusers.py [--repeats N] [--case NAME ...]
 """
 

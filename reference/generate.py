@@ -3,7 +3,7 @@ DPMSolverMultistepInverseScheduler.
 
 Run from the repository root with a Python that imports diffusers v0.37.0:
 
-    eval "$(/work/shared/tools/diffusers-env.sh DIFFUSERS_GIT_DIR HF_HUB_GIT_DIR)"
+    eval "$(reference/env.sh DIFFUSERS_GIT HUB_GIT)"
     "$REF_PYTHON" reference/generate.py
 
 Writes reference/manifest.json, reference/inverse/<case>/, reference/forward/<case>/ and reference/randn/

@@ -1,8 +1,12 @@
 // Loading diffusers' reference cases (reference/manifest.json, reference/inverse/<case>/) and the
-// stand-in model that produced them.
+// stand-in model that produced them. The .npy files are read with a third-party reader,
+// numpy-parser (the package the design names), not with lib/npy.ts: the parity tests then do not
+// rest on our own reader, and notebooks/parity.ipynb checks our reader and writer against it.
+// A test-only dependency, pinned here rather than in deno.json so that only the tests fetch it.
+// deno-lint-ignore no-import-prefix
+import { fromArrayBuffer } from "npm:numpy-parser@1.2.3";
 import { f32 } from "../lib/_f32.ts";
-import { parseConfigJson } from "../lib/config.ts";
-import { readNpy, readNpyTensor } from "../lib/npy.ts";
+import { parseConfigJson } from "../lib/_config_file.ts";
 import { Tensor } from "../lib/tensor.ts";
 import {
   DPMSolverMultistepInverseScheduler,
@@ -60,17 +64,110 @@ export async function savedConfig(
   return parseConfigJson(await Deno.readTextFile(file), file.pathname);
 }
 
+/** A `.npy` file as numpy-parser reads it: its typed array and its shape, as numpy-parser gives it. */
+export interface ParsedNpy {
+  data: Float32Array | Int32Array | Float64Array | Uint8Array;
+  /**
+   * numpy-parser's shape: a 1-D array of n elements comes back as `[n, 1]` (its header parser
+   * turns `(n,)` into `[n, 1]`), so it cannot tell `(n,)` from `(n, 1)`.
+   */
+  shape: number[];
+}
+
+/**
+ * Reads a `.npy` file with numpy-parser (`npm:numpy-parser@1.2.3`). It refuses int64 (reference
+ * integer arrays are int32) and Fortran order; it reads to the end of the buffer, so the element
+ * count is checked here against the shape.
+ */
+export async function readWithNumpyParser(path: URL): Promise<ParsedNpy> {
+  const bytes = await Deno.readFile(path);
+  const parsed = fromArrayBuffer(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+  ) as ParsedNpy;
+  const count = parsed.shape.reduce((n, d) => n * d, 1);
+  if (parsed.data.length !== count) {
+    throw new TypeError(
+      `Cannot read '${path.pathname}': numpy-parser gives ${parsed.data.length} elements for shape [${parsed.shape}]`,
+    );
+  }
+  return parsed;
+}
+
+/**
+ * The shape diffusers saved a case's file with, from the manifest: the stacked samples and model
+ * outputs, the add_noise tensors, the forward trajectory; null for the 1-D arrays (timesteps,
+ * sigmas, betas, alphas_cumprod, noise_timesteps).
+ */
+function savedShape(
+  c: ReferenceCase | ForwardCase,
+  file: string,
+): number[] | null {
+  const size = (shape: number[]) => shape.reduce((n, d) => n * d, 1);
+  switch (file) {
+    case "samples.npy":
+      return [c.steps + 1, ...c.sample_shape];
+    case "model_outputs.npy":
+      return [c.steps, ...c.model_output_shape!];
+    case "original.npy":
+    case "noise.npy":
+    case "noisy.npy":
+      return c.sample_shape;
+    case "trajectory.npy": {
+      const s = size(c.sample_shape);
+      const sde = "seed" in c && c.seed !== null;
+      return [c.steps + 1, s + size(c.model_output_shape!) + (sde ? s : 0)];
+    }
+    default:
+      return null;
+  }
+}
+
+/**
+ * A reference file read by numpy-parser, with the shape the manifest gives it (numpy-parser's
+ * `[n, 1]` for a 1-D file becomes `[n]`), of the dtype asked for; a shape that differs from the
+ * manifest's, or another dtype, throws.
+ */
+async function readReference<T extends Float32Array | Int32Array>(
+  c: ReferenceCase | ForwardCase,
+  url: URL,
+  file: string,
+  type: { new (length: number): T; name: string },
+): Promise<{ data: T; shape: number[] }> {
+  const { data, shape } = await readWithNumpyParser(url);
+  if (!(data instanceof type)) {
+    throw new TypeError(
+      `Cannot read '${url.pathname}' as ${type.name}: numpy-parser gives ${data.constructor.name}`,
+    );
+  }
+  const expected = savedShape(c, file);
+  const oneD = shape.length === 2 && shape[1] === 1;
+  const matches = expected === null ? oneD : shape.length === expected.length &&
+    shape.every((d, i) => d === expected[i]);
+  if (!matches) {
+    throw new TypeError(
+      `Cannot read '${url.pathname}': numpy-parser gives shape [${shape}], the manifest ${
+        expected === null ? "a 1-D array" : `[${expected}]`
+      }`,
+    );
+  }
+  return { data: data as T, shape: expected ?? [data.length] };
+}
+
 export async function int32(
   c: ReferenceCase,
   file: string,
 ): Promise<Int32Array> {
-  const array = await readNpy(caseFile(c, file));
-  if (array.dtype !== "<i4") throw new TypeError(`${file} is not int32`);
-  return array.data;
+  return (await readReference(c, caseFile(c, file), file, Int32Array)).data;
 }
 
-export function float32(c: ReferenceCase, file: string): Promise<Tensor> {
-  return readNpyTensor(caseFile(c, file));
+export async function float32(c: ReferenceCase, file: string): Promise<Tensor> {
+  const { data, shape } = await readReference(
+    c,
+    caseFile(c, file),
+    file,
+    Float32Array,
+  );
+  return new Tensor(data, shape);
 }
 
 /** The case's scheduler, loaded from its saved config, with its timesteps set. */
@@ -185,6 +282,28 @@ export function forwardFile(c: ForwardCase, file: string): URL {
   return new URL(`forward/${c.name}/${file}`, REFERENCE_DIR);
 }
 
+/** A forward case's int32 file (numpy-parser, shape checked against the manifest). */
+export async function forwardInt32(
+  c: ForwardCase,
+  file: string,
+): Promise<Int32Array> {
+  return (await readReference(c, forwardFile(c, file), file, Int32Array)).data;
+}
+
+/** A forward case's float32 file as a tensor (numpy-parser, shape checked against the manifest). */
+export async function forwardFloat32(
+  c: ForwardCase,
+  file: string,
+): Promise<Tensor> {
+  const { data, shape } = await readReference(
+    c,
+    forwardFile(c, file),
+    file,
+    Float32Array,
+  );
+  return new Tensor(data, shape);
+}
+
 /**
  * The forward case's scheduler, loaded from its saved config, with its timesteps set (custom
  * timesteps, or a step count and `mu` where the case has them).
@@ -212,7 +331,7 @@ export async function forwardTrajectory(c: ForwardCase): Promise<{
   modelOutputs: Tensor[];
   noises: Tensor[] | null;
 }> {
-  const stack = await readNpyTensor(forwardFile(c, "trajectory.npy"));
+  const stack = await forwardFloat32(c, "trajectory.npy");
   const size = (shape: number[]) => shape.reduce((n, d) => n * d, 1);
   const s = size(c.sample_shape);
   const m = size(c.model_output_shape!);

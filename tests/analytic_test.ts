@@ -5,20 +5,22 @@
 // coefficient breaks (a wrong second- or third-order term leaves a first-order method).
 import assert from "node:assert/strict";
 import {
+  DPMSolverMultistepInverseScheduler,
+  DPMSolverMultistepScheduler,
+  Tensor,
+  TorchGenerator,
+} from "../mod.ts";
+import {
   alphaSigmaOfTimestep,
   analyticPrediction,
   type AnalyticPredictionType,
   builtinAnalyticModel,
   convergenceOrder,
-  DPMSolverMultistepInverseScheduler,
-  DPMSolverMultistepScheduler,
   GaussianData,
   GaussianMixture,
   integrateProbabilityFlow,
   schedulerModel,
-  Tensor,
-  TorchGenerator,
-} from "../mod.ts";
+} from "../analytic.ts";
 
 const vp = (alphaT: number) => ({ alphaT, sigmaT: Math.sqrt(1 - alphaT ** 2) });
 const LEVELS = [0.99995, 0.9, 0.5, 0.1, 0.0064].map(vp);

@@ -2,7 +2,8 @@
 // schedule table against the VP relations, .npy output, and the progress bar.
 import assert from "node:assert/strict";
 import { main } from "../cli.ts";
-import { decodeNpy, encodeNpy, Tensor } from "../mod.ts";
+import { Tensor } from "../mod.ts";
+import { decodeNpy, encodeNpy } from "../npy.ts";
 
 async function cli(
   args: string[],
@@ -46,8 +47,31 @@ Deno.test("cli names the bad command, flag or value and what was expected", asyn
       ["frobnicate"],
       /unknown command 'frobnicate': expected one of schedule, invert, sample, roundtrip/,
     ],
-    [["schedule", "--bogus"], /Unknown option '--bogus'/],
-    [["schedule", "--steps"], /'--steps <value>' argument missing/],
+    [
+      ["schedule", "--bogus"],
+      /unknown option '--bogus': expected one of --help, --config, --steps,/,
+    ],
+    [
+      ["schedule", "--stepz", "3"],
+      /unknown option '--stepz': did you mean '--steps'\?/,
+    ],
+    [
+      ["schedule", "--sigma", "karras"],
+      /unknown option '--sigma': did you mean '--sigmas'\?/,
+    ],
+    [["schedule", "--steps"], /'--steps' needs a value: none given/],
+    [
+      ["schedule", "--steps", "-3"],
+      /'--steps' must be an integer in \[1, 1000\]: current value is '-3'/,
+    ],
+    [
+      ["schedule", "--help=yes"],
+      /'--help' takes no value/,
+    ],
+    [
+      ["roundtrip", "--count", "1e9"],
+      /'--count' must be an integer in \[1, 100000\]: current value is '1e9'/,
+    ],
     [
       ["schedule", "--steps", "abc"],
       /'--steps' must be an integer in \[1, 1000\]: current value is 'abc'/,
@@ -96,7 +120,7 @@ Deno.test("cli names the bad command, flag or value and what was expected", asyn
     ],
     [
       ["roundtrip", "--count", "0"],
-      /'--count' must be an integer in \[1, ∞\]: current value is '0'/,
+      /'--count' must be an integer in \[1, 100000\]: current value is '0'/,
     ],
     [
       ["roundtrip", "--input", "x.npy", "--seed", "3"],
@@ -363,4 +387,109 @@ Deno.test("cli roundtrip: the mean path of Gaussian data inverts exactly (consta
     mixture.stdout,
     /inversion vs the exact ODE solution \(float64 RK4, 1000 steps in lambda\): max \|error\| \d\.\d{3}e[-+]\d+, RMS/,
   );
+});
+
+Deno.test("cli schedule --format json writes infinities as strings that Number() reads back", async () => {
+  // The forward schedule's final sigma 0 has lambda = +Infinity and a last step h = +Infinity.
+  const json = await cli([
+    "schedule",
+    "--direction",
+    "forward",
+    "--steps",
+    "3",
+    "--format",
+    "json",
+  ]);
+  assert.equal(json.code, 0, json.stderr);
+  const rows = JSON.parse(json.stdout) as Record<string, number | string>[];
+  assert.equal(rows.at(-1)!.sigma, 0);
+  assert.equal(rows.at(-1)!.lambda, "Infinity");
+  assert.equal(rows.at(-2)!.h, "Infinity");
+  assert.equal(Number(rows.at(-1)!.lambda), Infinity);
+  // The same rows as the csv, value for value.
+  const csv = await cli([
+    "schedule",
+    "--direction",
+    "forward",
+    "--steps",
+    "3",
+    "--format",
+    "csv",
+  ]);
+  const lines = csv.stdout.trim().split("\n").slice(1);
+  assert.deepEqual(
+    rows.map((r) =>
+      [r.step, r.t ?? "", r.sigma, r.alpha_t, r.sigma_t, r.lambda, r.h]
+        .map((v) => v === "" ? "" : Number(v)).join(",")
+    ),
+    lines,
+  );
+});
+
+Deno.test("cli invert and sample refuse to overwrite the input, and say how to write float32 from float64", async () => {
+  const input = `${tmp}/in.npy`;
+  await Deno.writeFile(input, encodeNpy(Tensor.from([0.1, 0.2, 0.3])));
+  const before = await Deno.readFile(input);
+  for (const cmd of ["invert", "sample"]) {
+    const r = await cli([cmd, input, "-o", input]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `'--output' must not be the input file: '${input}' is '${input}', which would be overwritten`,
+      ),
+    );
+    // The same file by another path.
+    const other = await cli([
+      cmd,
+      input,
+      "-o",
+      `${tmp}/../${tmp.split("/").at(-1)}/in.npy`,
+    ]);
+    assert.equal(other.code, 2, other.stderr);
+  }
+  assert.deepEqual(await Deno.readFile(input), before);
+  const folder = await cli(["invert", input, "-o", tmp]);
+  assert.equal(folder.code, 2);
+  assert.match(
+    folder.stderr,
+    /'--output' must be a file path: '.*' is a folder/,
+  );
+  // float64, NumPy's default dtype.
+  const f8 = encodeNpy(Tensor.from([1, 2]));
+  f8.set(new TextEncoder().encode("<f8"), f8.indexOf(0x3c));
+  await Deno.writeFile(`${tmp}/f8.npy`, f8);
+  const r = await cli(["invert", `${tmp}/f8.npy`, "-o", `${tmp}/out.npy`]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /dtype '<f8' is not supported: .*\(write float32 from NumPy with a\.astype\(np\.float32\)\)/,
+  );
+});
+
+Deno.test("cli schedule | head -3 ends quietly with exit code 0 when the reader goes away", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      new URL("../cli.ts", import.meta.url).pathname,
+      "schedule",
+      "--steps",
+      "1000",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  // Read the first chunk, then close the pipe as `head` does.
+  const reader = child.stdout.getReader();
+  const first = await reader.read();
+  assert.ok(!first.done && first.value.length > 0);
+  await reader.cancel();
+  const [status, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+  ]);
+  assert.equal(stderr, "");
+  assert.equal(status.code, 0);
 });

@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 import {
   DEFAULT_CONFIG,
   DPMSolverMultistepInverseScheduler,
-  parseConfigJson,
-  resolveConfig,
-  stringifyConfig,
+  DPMSolverMultistepScheduler,
 } from "../mod.ts";
+import { resolveConfig } from "../lib/config.ts";
+import { parseConfigJson, stringifyConfig } from "../lib/_config_file.ts";
 
 Deno.test("defaults are diffusers v0.37.0's", () => {
   const config = new DPMSolverMultistepInverseScheduler().config;
@@ -258,4 +258,133 @@ Deno.test("resolveConfig() rejects non-objects", () => {
     () => resolveConfig([] as unknown as Record<string, unknown>),
     TypeError,
   );
+});
+
+Deno.test("every public entry point refuses null, undefined and non-object configs", () => {
+  const bad = [null, undefined, 3, "epsilon", [1, 2], true];
+  for (const value of bad) {
+    for (
+      const fromConfig of [
+        DPMSolverMultistepInverseScheduler.fromConfig,
+        DPMSolverMultistepScheduler.fromConfig,
+      ]
+    ) {
+      assert.throws(
+        () => fromConfig(value as never),
+        (e: Error) =>
+          e instanceof TypeError &&
+          /'config' must be an object of diffusers config keys/.test(e.message),
+      );
+      assert.throws(
+        () =>
+          fromConfig({}, value === undefined ? null as never : value as never),
+        (e: Error) =>
+          e instanceof TypeError &&
+          /'overrides' must be an object/.test(e.message),
+      );
+    }
+    if (value === undefined) continue; // `new Scheduler()`: diffusers' defaults
+    for (
+      const Scheduler of [
+        DPMSolverMultistepInverseScheduler,
+        DPMSolverMultistepScheduler,
+      ]
+    ) {
+      assert.throws(
+        () => new Scheduler(value as never),
+        (e: Error) =>
+          e instanceof TypeError &&
+          /config as it must be an object/.test(e.message),
+      );
+    }
+  }
+});
+
+Deno.test("fromPretrained refuses a scheduler_config.json that holds no object", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const text of ["null", "[1, 2]", "3"]) {
+      await Deno.writeTextFile(`${dir}/scheduler_config.json`, text);
+      for (
+        const Scheduler of [
+          DPMSolverMultistepInverseScheduler,
+          DPMSolverMultistepScheduler,
+        ]
+      ) {
+        await assert.rejects(
+          () => Scheduler.fromPretrained(dir),
+          (e: Error) =>
+            e instanceof TypeError && /must hold a JSON object/.test(e.message),
+        );
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a lambda_min_clipped that clips every timestep is refused, naming lambda_t at timestep 0", () => {
+  // lambda_t(0) = log(alpha_0 / sigma_0) = ½·ln((1 − β_0) / β_0) = ½·ln(9999) ≈ 4.6051 for the
+  // default betas (β_0 = 1e-4).
+  const bound = 0.5 * Math.log(9999);
+  for (
+    const Scheduler of [
+      DPMSolverMultistepInverseScheduler,
+      DPMSolverMultistepScheduler,
+    ]
+  ) {
+    assert.throws(
+      () => new Scheduler({ lambda_min_clipped: 10 }),
+      (e: Error) =>
+        e instanceof RangeError &&
+        /'lambda_min_clipped' must be at most lambda_t at timestep 0 \(4\.605\d*\), or it clips every timestep: current value is 10$/
+          .test(e.message),
+    );
+    // Just below the bound one timestep (t = 0) is left: accepted, and the schedule is finite.
+    const scheduler = new Scheduler({ lambda_min_clipped: bound - 0.01 });
+    scheduler.setTimesteps(10);
+    assert.ok(scheduler.timesteps.every((t) => t === 0));
+    assert.ok(scheduler.sigmas.every(Number.isFinite));
+  }
+});
+
+Deno.test("betas whose alphas_cumprod underflows to 0 (an infinite sigma) are refused, naming the key", () => {
+  // f32(1 − 0.999)^k: k = 15 gives ≈ 1.0e-45, which rounds to the smallest float32 subnormal
+  // (1.4e-45); k = 16 gives ≈ 1.0e-48, below half of it, so alphas_cumprod[15] is 0.
+  const step = Math.fround(1 - 0.999);
+  assert.ok(Math.fround(step ** 15) > 0 && Math.fround(step ** 16) === 0);
+  assert.throws(
+    () =>
+      new DPMSolverMultistepScheduler({
+        num_train_timesteps: 20,
+        trained_betas: new Array(20).fill(0.999),
+      }),
+    (e: Error) =>
+      e instanceof RangeError &&
+      /'alphas_cumprod' must stay above 0 \(float32\) over the 20 training timesteps, and 'trained_betas' makes it underflow to 0 from timestep 15 \(an infinite sigma\)/
+        .test(e.message),
+  );
+  // A linear schedule up to beta_end = 0.999 (the fuzzing case): the float64 product of
+  // 1 − β_t falls below 2^-150 (half the smallest subnormal) at the timestep the error names.
+  let product = 1;
+  let first = -1;
+  for (let t = 0; t < 1000 && first < 0; t++) {
+    product *= Math.fround(1 - (1e-4 + (t / 999) * (0.999 - 1e-4)));
+    if (Math.fround(product) === 0) first = t;
+  }
+  for (
+    const Scheduler of [
+      DPMSolverMultistepInverseScheduler,
+      DPMSolverMultistepScheduler,
+    ]
+  ) {
+    assert.throws(
+      () => new Scheduler({ beta_end: 0.999 }),
+      (e: Error) =>
+        e instanceof RangeError &&
+        e.message.includes(
+          `'beta_end' makes it underflow to 0 from timestep ${first} (an infinite sigma): current value is 0.999`,
+        ),
+    );
+  }
 });

@@ -7,10 +7,10 @@ import {
   defaultKernels,
   DPMSolverMultistepInverseScheduler,
   type Kernels,
-  kernelsFor,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { kernelsFor } from "../lib/backend.ts";
+import { WasmKernels } from "../wasm.ts";
 
 function wave(shape: number[], k: number): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

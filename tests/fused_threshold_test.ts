@@ -9,11 +9,11 @@ import {
   DPMSolverMultistepInverseScheduler,
   DPMSolverMultistepScheduler,
   type MultistepCoefficients,
-  multistepCoefficients,
-  sigmaToAlphaSigma,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
+import { WasmKernels } from "../wasm.ts";
 
 const wasm = new WasmKernels();
 const SHAPE = [2, 3, 128, 96]; // 36,864 elements per item

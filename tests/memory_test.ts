@@ -9,8 +9,8 @@ import {
   DPMSolverMultistepScheduler,
   type SchedulerConfig,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { WasmKernels } from "../wasm.ts";
 
 function wave(shape: number[], k: number): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

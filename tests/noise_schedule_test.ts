@@ -1,7 +1,8 @@
 // The training schedule against the betas and alphas_cumprod diffusers saved
 // (reference/inverse/<case>/betas.npy, alphas_cumprod.npy), bit for bit.
 import assert from "node:assert/strict";
-import { alphasCumprodFrom, betasFor, resolveConfig } from "../mod.ts";
+import { resolveConfig } from "../lib/config.ts";
+import { alphasCumprodFrom, betasFor } from "../lib/noise_schedule.ts";
 import { caseFile, cases, float32, savedConfig } from "./_reference.ts";
 
 for (const c of cases) {

@@ -1,8 +1,9 @@
 // The digits model through ONNX Runtime (issue 8): parity with the training script's torch
 // outputs, and round-trip PSNR targets on 50 held-out digits. Needs --allow-read --allow-env --allow-ffi.
 import assert from "node:assert/strict";
-import * as ort from "onnxruntime-node";
-import { readNpy, readNpyTensor, type Tensor } from "../mod.ts";
+import * as ort from "npm:onnxruntime-node@1.30.0";
+import type { Tensor } from "../mod.ts";
+import { readNpy, readNpyTensor } from "../npy.ts";
 import { onnxDiffusionModel, onnxFunction } from "../onnx.ts";
 import {
   DIGITS_DIR,

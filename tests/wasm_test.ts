@@ -1,18 +1,21 @@
-// The WebAssembly SIMD kernels against the TypeScript kernels, bit for bit: kernel by kernel on
-// random data (vector bodies and scalar tails, strided views, aliasing, staging), then whole
-// schedulers on every case of reference/manifest.json, counting the steps bit-exact vs diffusers.
+// What is specific to the WebAssembly SIMD kernels (every backend's kernel values, resident and
+// staged, are in tests/kernels_test.ts): resident allocation and memory growth, operands outside
+// the module's memory, coefficients that are not float32, the selection's paths for large items
+// and special values, steady-state allocation, then whole schedulers on every case of
+// reference/manifest.json, bit for bit against the TypeScript kernels and counted vs diffusers.
 import assert from "node:assert/strict";
 import {
-  cpuKernels,
   DPMSolverMultistepInverseScheduler,
   type ModelOutputConversion,
   type MultistepCoefficients,
-  multistepCoefficients,
-  sigmaToAlphaSigma,
   Tensor,
-  WasmKernels,
 } from "../mod.ts";
+import { WasmKernels } from "../wasm.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { TorchGenerator } from "../lib/random.ts";
+import { values } from "./_kernel_fixtures.ts";
 import { convertThenUpdate } from "../lib/_convert.ts";
 import {
   bitEqual,
@@ -47,18 +50,6 @@ class CountingWasmKernels extends WasmKernels {
 const resident = new CountingWasmKernels();
 const staged = new WasmKernels({ resident: false });
 
-// Deterministic values in (-scale, scale), float32.
-function random(shape: number[], seed: number, scale = 3): Tensor {
-  let s = seed >>> 0 || 1;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
-  }
-  return new Tensor(data, shape);
-}
-
 // `t` copied into `kernels`' memory (when it allocates there).
 function placed(kernels: WasmKernels, t: Tensor): Tensor {
   const out = kernels.empty(t.shape);
@@ -70,8 +61,6 @@ function assertBitEqual(actual: Tensor, expected: Tensor, what: string): void {
   assert.ok(bitEqual(actual, expected), `${what}: results differ`);
 }
 
-const sizes = [1, 3, 4, 5, 17, 64, 1003];
-
 Deno.test("WasmKernels allocates resident tensors where the runtime supports it", () => {
   assert.ok(resident.resident);
   assert.ok(resident.isResident(resident.empty([3, 5])));
@@ -80,57 +69,9 @@ Deno.test("WasmKernels allocates resident tensors where the runtime supports it"
   assert.equal(resident.empty([0, 3]).size, 0);
 });
 
-Deno.test("axpbyDiv() matches the TypeScript kernel bit for bit", () => {
-  const [a, b, d] = [0.7, -1.3, 0.9].map(Math.fround) as [
-    number,
-    number,
-    number,
-  ];
-  for (const kernels of [resident, staged]) {
-    for (const n of sizes) {
-      const x = random([n], n);
-      const y = random([n], n + 1);
-      for (const withY of [true, false]) {
-        const expected = Tensor.zeros([n]);
-        cpuKernels.axpbyDiv(expected, a, x, b, withY ? y : null, d);
-        for (const into of [placed(kernels, x), Tensor.zeros([n])]) {
-          kernels.axpbyDiv(
-            into,
-            a,
-            placed(kernels, x),
-            b,
-            withY ? y : null,
-            d,
-          );
-          assertBitEqual(into, expected, `${kernels.resident} n=${n}`);
-        }
-      }
-    }
-  }
-});
-
-Deno.test("axpbyDiv() reads strided views and writes in place", () => {
-  const base = random([4, 3, 5], 7);
-  const x = base.permute([2, 0, 1]); // [5, 4, 3], not contiguous
-  const y = random([5, 4, 3], 8);
-  const expected = Tensor.zeros(x.shape);
-  cpuKernels.axpbyDiv(expected, 1, x, Math.fround(0.25), y, Math.fround(3));
-  const out = resident.empty(x.shape);
-  resident.axpbyDiv(out, 1, x, Math.fround(0.25), y, Math.fround(3));
-  assertBitEqual(out, expected, "strided input");
-  // out aliasing x element for element, non-contiguous: the fallback path writes it back.
-  const alias = base.clone().permute([2, 0, 1]);
-  resident.axpbyDiv(alias, 1, alias, Math.fround(0.25), y, Math.fround(3));
-  assertBitEqual(alias, expected, "strided in place");
-  // Resident, in place.
-  const inPlace = placed(resident, x);
-  resident.axpbyDiv(inPlace, 1, inPlace, Math.fround(0.25), y, Math.fround(3));
-  assertBitEqual(inPlace, expected, "resident in place");
-});
-
 Deno.test("axpbyDiv() with coefficients that are not float32 falls back to the same numbers", () => {
-  const x = random([9], 3);
-  const y = random([9], 4);
+  const x = values([9], 3);
+  const y = values([9], 4);
   const expected = Tensor.zeros([9]);
   cpuKernels.axpbyDiv(expected, 0.1, x, 0.2, y, 0.3);
   const out = resident.empty([9]);
@@ -147,44 +88,6 @@ function coefficientsFor(
   return noise ? { ...c, e: Math.fround(0.37) } : c;
 }
 
-Deno.test("multistep() matches the TypeScript kernel bit for bit at every order", () => {
-  for (const kernels of [resident, staged]) {
-    for (const n of sizes) {
-      for (const order of [1, 2, 3] as const) {
-        for (const withNoise of [false, true]) {
-          const c = coefficientsFor(order, withNoise);
-          const sample = random([n], 10 * n + order);
-          const history = [1, 2, 3].map((k) => random([n], 100 * n + k, 2));
-          const noise = withNoise ? random([n], 7 * n) : null;
-          const expected = Tensor.zeros([n]);
-          cpuKernels.multistep(
-            expected,
-            sample,
-            history.slice(0, order),
-            c,
-            noise,
-          );
-          const residentHistory = history.map((h) => placed(kernels, h));
-          for (const out of [kernels.empty([n]), Tensor.zeros([n])]) {
-            kernels.multistep(
-              out,
-              placed(kernels, sample),
-              residentHistory.slice(0, order),
-              c,
-              noise,
-            );
-            assertBitEqual(
-              out,
-              expected,
-              `n=${n} order ${order} noise ${withNoise}`,
-            );
-          }
-        }
-      }
-    }
-  }
-});
-
 const conversions: ModelOutputConversion[] = [
   { form: "sample-first", a: 1, b: Math.fround(-0.83), d: Math.fround(0.57) },
   { form: "sample-first", a: Math.fround(0.57), b: Math.fround(-0.83), d: 1 },
@@ -192,60 +95,57 @@ const conversions: ModelOutputConversion[] = [
   { form: "copy", a: 1, b: 0, d: 1 },
 ];
 
-Deno.test("convertAndUpdate() equals the TypeScript conversion then update, bit for bit", () => {
-  for (const kernels of [resident, staged]) {
-    for (const n of sizes) {
-      for (const order of [1, 2, 3] as const) {
-        for (const withNoise of [false, true]) {
-          for (const conversion of conversions) {
-            const c = coefficientsFor(order, withNoise);
-            const sample = random([n], 10 * n + order, 2);
-            const modelOutput = random([n], 20 * n + order, 2);
-            const history = [1, 2].map((k) => random([n], 100 * n + k, 2));
-            const noise = withNoise ? random([n], 7 * n) : null;
-            const expected = Tensor.zeros([n]);
-            const expectedConverted = Tensor.zeros([n]);
-            convertThenUpdate(
-              cpuKernels,
-              expected,
-              expectedConverted,
-              sample,
-              modelOutput,
-              conversion,
-              history,
-              c,
-              noise,
-            );
-            const what =
-              `${kernels.resident} n=${n} order ${order} noise ${withNoise} ${conversion.form}`;
-            // In the module's memory, copied in (a plain Tensor), and `out` aliasing the sample.
-            for (const mode of ["resident", "copy-in", "out = sample"]) {
-              const place = (t: Tensor) =>
-                mode === "copy-in" ? t.clone() : placed(kernels, t);
-              const x = place(sample);
-              const out = mode === "out = sample"
-                ? x
-                : mode === "copy-in"
-                ? Tensor.zeros([n])
-                : kernels.empty([n]);
-              const converted = mode === "copy-in"
-                ? Tensor.zeros([n])
-                : kernels.empty([n]);
-              kernels.convertAndUpdate(
-                out,
-                converted,
-                x,
-                place(modelOutput),
-                conversion,
-                history.map(place),
-                c,
-                noise === null ? null : place(noise),
-              );
-              assertBitEqual(out, expected, `${what} ${mode}`);
-              assertBitEqual(converted, expectedConverted, `${what} ${mode}`);
-            }
-          }
-        }
+Deno.test("resident kernels take plain Tensors (copied in) and out = sample, bit for bit", () => {
+  // Every backend's values are in tests/kernels_test.ts (resident and staged); here, resident
+  // kernels given operands outside their memory, or writing over the sample.
+  const n = 1003;
+  const conversion: ModelOutputConversion = {
+    form: "sample-first",
+    a: Math.fround(0.57),
+    b: Math.fround(-0.83),
+    d: 1,
+  };
+  for (const order of [1, 2, 3] as const) {
+    for (const withNoise of [false, true]) {
+      const c = coefficientsFor(order, withNoise);
+      const sample = values([n], 10 * n + order, 2);
+      const modelOutput = values([n], 20 * n + order, 2);
+      const history = [1, 2].map((k) => values([n], 100 * n + k, 2));
+      const noise = withNoise ? values([n], 7 * n) : null;
+      const expected = Tensor.zeros([n]);
+      const expectedConverted = Tensor.zeros([n]);
+      convertThenUpdate(
+        cpuKernels,
+        expected,
+        expectedConverted,
+        sample,
+        modelOutput,
+        conversion,
+        history,
+        c,
+        noise,
+      );
+      for (const mode of ["copy-in", "out = sample"]) {
+        const place = (t: Tensor) =>
+          mode === "copy-in" ? t.clone() : placed(resident, t);
+        const x = place(sample);
+        const out = mode === "out = sample" ? x : Tensor.zeros([n]);
+        const converted = mode === "copy-in"
+          ? Tensor.zeros([n])
+          : resident.empty([n]);
+        resident.convertAndUpdate(
+          out,
+          converted,
+          x,
+          place(modelOutput),
+          conversion,
+          history.map(place),
+          c,
+          noise === null ? null : place(noise),
+        );
+        const what = `order ${order} noise ${withNoise} ${mode}`;
+        assertBitEqual(out, expected, what);
+        assertBitEqual(converted, expectedConverted, what);
       }
     }
   }
@@ -255,9 +155,9 @@ Deno.test("convertAndUpdate() takes the separate kernels where one pass would di
   const n = 37;
   const c = coefficientsFor(2, false);
   const conversion = conversions[0]!;
-  const sample = random([n], 1);
-  const modelOutput = random([n], 2);
-  const m1 = random([n], 3);
+  const sample = values([n], 1);
+  const modelOutput = values([n], 2);
+  const m1 = values([n], 3);
   // `converted` is the sample itself: the update must read the converted values.
   const expected = Tensor.zeros([n]);
   const expectedSample = sample.clone();
@@ -340,11 +240,11 @@ Deno.test("thresholdAndUpdate() equals the TypeScript threshold then update, bit
         for (const withNoise of [false, true]) {
           for (const [ratio, max] of [[0.995, 1], [0.87, 2.5], [0.5, 1e30]]) {
             const c = coefficientsFor(order, withNoise);
-            const x0 = random(shape, n + order, 4);
+            const x0 = values(shape, n + order, 4);
             if (n > 100) x0.data[n >> 1] = ratio === 0.5 ? NaN : -1e6;
-            const sample = random(shape, 3 * n + order, 2);
-            const history = [1, 2].map((k) => random(shape, 100 * n + k, 2));
-            const noise = withNoise ? random(shape, 7 * n) : null;
+            const sample = values(shape, 3 * n + order, 2);
+            const history = [1, 2].map((k) => values(shape, 100 * n + k, 2));
+            const noise = withNoise ? values(shape, 7 * n) : null;
             const expectedX0 = x0.clone();
             cpuKernels.threshold(expectedX0, ratio!, max!);
             const expected = Tensor.zeros(shape);
@@ -393,7 +293,7 @@ Deno.test("thresholdAndUpdate() equals the TypeScript threshold then update, bit
     }
   }
   // x0 aliasing the sample: the separate kernels.
-  const x = placed(resident, random([2, 50], 9, 3));
+  const x = placed(resident, values([2, 50], 9, 3));
   const expectedX = x.clone();
   cpuKernels.threshold(expectedX, 0.9, 1.5);
   const expected = Tensor.zeros([2, 50]);
@@ -407,11 +307,11 @@ Deno.test("thresholdAndUpdate() equals the TypeScript threshold then update, bit
 
 Deno.test("threshold() finds torch's quantile by selection, bit for bit", () => {
   const inputs: [string, Tensor][] = [
-    ["random", random([3, 2, 7, 9], 11)],
-    ["tail sizes", random([2, 1003], 12, 40)],
-    ["single element items", random([5, 1], 13)],
+    ["random", values([3, 2, 7, 9], 11)],
+    ["tail sizes", values([2, 1003], 12, 40)],
+    ["single element items", values([5, 1], 13)],
     // Items of 2^15 elements and more take the sampled bracket, or fall back when it misses.
-    ["large random", random([2, 3, 128, 128], 14, 5)],
+    ["large random", values([2, 3, 128, 128], 14, 5)],
     [
       "large ascending",
       new Tensor(Float32Array.from({ length: 70000 }, (_, i) => i / 7), [
@@ -522,7 +422,7 @@ Deno.test("threshold() finds torch's quantile by selection, bit for bit", () => 
 
 Deno.test("resident tensors stay valid when the memory grows", () => {
   const kernels = new WasmKernels();
-  const kept = placed(kernels, random([1000], 21));
+  const kept = placed(kernels, values([1000], 21));
   const copy = kept.clone();
   const before = kernels.memoryBytes;
   const big = Array.from({ length: 6 }, () => kernels.empty([1 << 20]));
@@ -535,11 +435,11 @@ Deno.test("resident tensors stay valid when the memory grows", () => {
   assertBitEqual(out, expected, "kernel after growth");
   assert.equal(big.length, 6);
   // The copy-in mode re-derives its views after a growth that detaches the buffer.
-  const x = random([1 << 21], 22);
+  const x = values([1 << 21], 22);
   const expectedBig = Tensor.zeros(x.shape);
   cpuKernels.axpbyDiv(expectedBig, 2, x, 1, x, 1);
   const small = Tensor.zeros([4]);
-  staged.axpbyDiv(small, 2, random([4], 1), 1, random([4], 2), 1);
+  staged.axpbyDiv(small, 2, values([4], 1), 1, values([4], 2), 1);
   const outBig = Tensor.zeros(x.shape);
   staged.axpbyDiv(outBig, 2, x, 1, x, 1);
   assertBitEqual(outBig, expectedBig, "copy-in mode after growth");
@@ -562,10 +462,10 @@ Deno.test("steady-state steps with out allocate nothing", () => {
     scheduler.kernels = kernels;
     scheduler.setTimesteps(20);
     const shape = [2, 4, 8, 8];
-    let sample = placed(kernels, random(shape, 5, 1));
+    let sample = placed(kernels, values(shape, 5, 1));
     let spare = kernels.empty(shape);
     const outputs = [1, 2, 3, 4].map((k) =>
-      placed(kernels, random(shape, k, 1))
+      placed(kernels, values(shape, k, 1))
     );
     const counts: number[] = [];
     const memory: number[] = [];

@@ -1,28 +1,32 @@
-// The WebGPU backend against the CPU backend and diffusers: every reference case of
-// reference/manifest.json stepped on the device, and the kernels on their own (strided views,
-// thresholding, noise, split dispatches and binding windows, the fused convertAndUpdate and thresholdAndUpdate against
-// the separate kernels bit for bit, aliasing fallbacks), device loss and a missing adapter. Tolerances: GPU vs CPU within 1e-6 × max(1, max|x|);
-// GPU vs diffusers as tests/multistep_inverse_test.ts (1e-5 per step, 1e-4 for a whole loop).
+// What is specific to the WebGPU backend (the kernels' values on every backend are in
+// tests/kernels_test.ts): every reference case of reference/manifest.json stepped on the device
+// against the CPU and diffusers, the work the kernels record (one submit per step, fused
+// dispatches, fallbacks when fused operands alias), dispatches split beyond the workgroup limit,
+// tensors split into binding windows, large thresholding items, buffer wrapping and sharing,
+// device loss, a missing adapter, and kernels the device rejects. Tolerances: GPU vs CPU within
+// 1e-6 × max(1, max|x|) (bit-equal on llvmpipe, counted in the summary); GPU vs diffusers as
+// tests/multistep_inverse_test.ts (1e-5 per step, 1e-4 for a whole loop).
 import assert from "node:assert/strict";
 import {
-  type AlgorithmType,
-  cpuKernels,
-  createWebGpuKernels,
   DPMSolverMultistepInverseScheduler,
   type Kernels,
   type ModelOutputConversion,
   type MultistepCoefficients,
-  multistepCoefficients,
-  requestWebGpuKernels,
-  sigmaToAlphaSigma,
-  type SolverType,
   Tensor,
   type TensorView,
+} from "../mod.ts";
+import {
+  createWebGpuKernels,
+  requestWebGpuKernels,
   WebGpuDeviceLostError,
+  WebGpuKernelError,
   WebGpuKernels,
   type WebGpuTensor,
   WebGpuUnavailableError,
-} from "../mod.ts";
+} from "../webgpu.ts";
+import { multistepCoefficients } from "../lib/solver.ts";
+import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
+import { cpuKernels } from "../lib/backend.ts";
 import { adapterName, available, ignore, required } from "./_gpu.ts";
 import {
   cases,
@@ -36,6 +40,7 @@ import {
 } from "./_reference.ts";
 import { assertClose, WorstError } from "./_parity.ts";
 import { convertThenUpdate } from "../lib/_convert.ts";
+import { coefficients, conversions, values } from "./_kernel_fixtures.ts";
 
 const GPU_TOLERANCE = 1e-6;
 
@@ -160,33 +165,8 @@ for (const c of cases) {
   });
 }
 
-// Deterministic values in [-scale, scale), with some repeats (ties in the quantile).
-function values(shape: readonly number[], seed: number, scale = 3): Tensor {
-  let state = seed >>> 0;
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    const v = (state / 2 ** 32 - 0.5) * 2 * scale;
-    data[i] = i % 7 === 3 ? data[i - 1]! : v;
-  }
-  return new Tensor(data, shape);
-}
-
 async function same(gpuTensor: WebGpuTensor, cpuTensor: Tensor, what: string) {
   checkCpu(await gpuTensor.read(), cpuTensor, what);
-}
-
-// Noise levels for updates of every order: descending sigmas, as the forward (SDE-capable)
-// direction steps.
-const POINTS = [0.5, 1, 1.6, 2.5].map((s) => sigmaToAlphaSigma(s, false));
-
-function coefficients(
-  order: 1 | 2 | 3,
-  algorithm: AlgorithmType,
-  solver: SolverType = "midpoint",
-): MultistepCoefficients {
-  return multistepCoefficients(order, algorithm, solver, POINTS)!;
 }
 
 // The CPU backend's multistep update into a new tensor (`history` cut to the order): the
@@ -201,102 +181,6 @@ function multistepOnCpu(
   cpuKernels.multistep(out, sample, history.slice(0, c.order), c, noise);
   return out;
 }
-
-gpuTest(
-  "multistep() orders 1-3 with noise match the CPU on permuted views",
-  async (gpu) => {
-    const shape = [2, 3, 5, 7];
-    const bases = [1, 2, 3, 4, 5].map((seed) => values([7, 2, 5, 3], seed));
-    const dims = [1, 3, 2, 0];
-    const [x, m0, m1, m2, noise] = bases.map((t) => t.permute(dims));
-    const onGpu = bases.map((t) => gpu.upload(t));
-    const [gx, g0, g1, g2, gn] = onGpu.map((t) => t.permute(dims));
-    for (const order of [1, 2, 3] as const) {
-      for (
-        const algorithm of [
-          "dpmsolver++",
-          "dpmsolver",
-          "sde-dpmsolver++",
-          "sde-dpmsolver",
-        ] as const
-      ) {
-        for (const solver of ["midpoint", "heun"] as const) {
-          if (order === 3 && algorithm === "sde-dpmsolver") continue;
-          const c = coefficients(order, algorithm, solver);
-          const expected = multistepOnCpu(x!, [m0!, m1!, m2!], c, noise!);
-          const out = gpu.empty(shape);
-          gpu.multistep(out, gx!, [g0!, g1!, g2!].slice(0, order), c, gn!);
-          await same(
-            out,
-            expected,
-            `multistep ${order} ${algorithm} ${solver}`,
-          );
-          out.release();
-        }
-      }
-    }
-    for (const t of onGpu) t.release();
-  },
-);
-
-gpuTest("axpbyDiv() and copy() read strided channel slices", async (gpu) => {
-  const doubled = values([2, 6, 4, 4], 11);
-  const sample = values([2, 3, 4, 4], 12);
-  const [gd, gs] = [gpu.upload(doubled), gpu.upload(sample)];
-  const a = Math.fround(0.7), b = Math.fround(-0.3), d = Math.fround(0.9);
-  const expected = Tensor.zeros(sample.shape);
-  cpuKernels.axpbyDiv(expected, a, sample, b, doubled.slice(1, 0, 3), d);
-  const out = gpu.empty(sample.shape);
-  gpu.axpbyDiv(out, a, gs, b, gd.slice(1, 0, 3), d);
-  await same(out, expected, "axpbyDiv");
-  cpuKernels.axpbyDiv(expected, a, doubled.slice(1, 3, 6), b, null, d);
-  gpu.axpbyDiv(out, a, gd.slice(1, 3, 6), b, null, d);
-  await same(out, expected, "axpbyDiv without y");
-  gpu.copy(out, gd.slice(1, 3, 6));
-  await same(out, doubled.slice(1, 3, 6).clone(), "copy");
-  // Read back a view directly (gathered on the device).
-  await same(gd.slice(1, 1, 4), doubled.slice(1, 1, 4).clone(), "read view");
-  for (const t of [gd, gs, out]) t.release();
-});
-
-gpuTest(
-  "threshold() matches torch.quantile on the device for every ratio",
-  async (gpu) => {
-    const shapes = [[1, 1], [3, 5, 7], [2, 3, 5, 3], [1, 1, 9], [
-      2,
-      300_001,
-    ], [4, 3, 64, 64]];
-    let seed = 100;
-    for (const shape of shapes) {
-      for (const ratio of [0, 0.5, 0.87, 0.995, 0.9999, 1]) {
-        for (const maxValue of [1, 1.5, 30]) {
-          const x = values(shape, seed++, 4);
-          const g = gpu.upload(x);
-          cpuKernels.threshold(x, ratio, maxValue);
-          gpu.threshold(g, ratio, maxValue);
-          await same(g, x, `threshold ${shape} ${ratio} ${maxValue}`);
-          g.release();
-        }
-      }
-    }
-    // A permuted (strided) view, thresholded in place through the view.
-    const base = values([5, 4, 3], 7);
-    const gbase = gpu.upload(base);
-    cpuKernels.threshold(base.permute([2, 0, 1]), 0.9, 2);
-    gpu.threshold(gbase.permute([2, 0, 1]), 0.9, 2);
-    await same(gbase, base, "threshold strided");
-    gbase.release();
-    // NaN anywhere in an item makes the whole item NaN, as torch.quantile does.
-    const withNaN = values([2, 10], 3);
-    withNaN.data[4] = NaN;
-    const gn = gpu.upload(withNaN);
-    gpu.threshold(gn, 0.9, 2);
-    const result = (await gn.read()).toFloat32Array();
-    assert.ok(result.slice(0, 10).every(Number.isNaN));
-    assert.ok(!result.slice(10).some(Number.isNaN));
-    gn.release();
-  },
-);
 
 gpuTest(
   "dispatches split along y beyond maxComputeWorkgroupsPerDimension",
@@ -427,23 +311,6 @@ gpuTest(
   },
 );
 
-// The fused kernels against the separate ones: bit-identical on the device (the same float32
-// operations in the same order), and within the CPU tolerance (bit-equal on llvmpipe).
-async function bitEqual(
-  fused: WebGpuTensor,
-  separate: WebGpuTensor,
-  cpuResult: Tensor,
-  what: string,
-) {
-  const [a, b] = await Promise.all([fused.read(), separate.read()]);
-  assert.deepEqual(
-    new Uint32Array(a.toFloat32Array().buffer),
-    new Uint32Array(b.toFloat32Array().buffer),
-    `${what}: fused and separate kernels differ`,
-  );
-  checkCpu(a, cpuResult, what);
-}
-
 // Work a kernel call records: [submits, dispatches].
 function recorded(gpu: WebGpuKernels, run: () => void): [number, number] {
   const before = gpu.stats;
@@ -548,175 +415,92 @@ function fusedThresholdAndUpdate(
     ));
 }
 
-const conversions: ModelOutputConversion[] = [
-  { form: "copy", a: 1, b: 0, d: 1 },
-  {
-    form: "sample-first",
-    a: Math.fround(0.83),
-    b: Math.fround(-0.41),
-    d: Math.fround(0.77),
-  },
-  {
-    form: "model-first",
-    a: Math.fround(1.3),
-    b: Math.fround(0.6),
-    d: Math.fround(1.1),
-  },
-];
-
+// The fused kernels' values are held to the CPU by tests/kernels_test.ts; here, the work they
+// record on the device, and where they fall back to the separate kernels.
 gpuTest(
-  "convertAndUpdate() is one dispatch, bit-identical to the separate kernels (forms × orders × noise, strided)",
+  "convertAndUpdate() is one submit and one dispatch; thresholdAndUpdate() one submit of 9; aliased operands fall back",
   async (gpu) => {
     const shape = [2, 3, 5, 7];
     const dims = [1, 3, 2, 0];
-    // Permuted views, and the model output as a channel slice of a doubled tensor.
-    const bases = [1, 2, 3, 4].map((seed) => values([7, 2, 5, 3], 40 + seed));
-    const doubled = values([2, 6, 5, 7], 45);
-    const [x, m1, m2, noise] = bases.map((t) => t.permute(dims));
-    const onGpu = [...bases, doubled].map((t) => gpu.upload(t));
-    const [gx, g1, g2, gn] = onGpu.slice(0, 4).map((t) => t.permute(dims));
-    const cpu = {
-      out: Tensor.zeros(shape),
-      converted: Tensor.zeros(shape),
-      sample: x!,
-      modelOutput: doubled.slice(1, 3, 6),
-      history: [m1!, m2!],
-      noise: noise!,
-    };
+    const bases = [1, 2, 3, 4, 5].map((seed) =>
+      values([7, 2, 5, 3], 40 + seed)
+    );
+    const onGpu = bases.map((t) => gpu.upload(t));
+    const [gx, gm, g1, g2, gn] = onGpu.map((t) => t.permute(dims));
     const fused = {
       out: gpu.empty(shape),
       converted: gpu.empty(shape),
       sample: gx!,
-      modelOutput: onGpu[4]!.slice(1, 3, 6),
+      modelOutput: gm!,
       history: [g1!, g2!],
       noise: gn!,
     };
-    const separate = {
-      ...fused,
-      out: gpu.empty(shape),
-      converted: gpu.empty(shape),
-    };
-    for (const conversion of conversions) {
-      for (const order of [1, 2, 3] as const) {
-        for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
-          const c = coefficients(order, algorithm);
-          const what =
-            `convertAndUpdate ${conversion.form} ${order} ${algorithm}`;
-          separately(cpuKernels, conversion, cpu, c);
-          const work = fusedConvertAndUpdate(gpu, conversion, fused, c);
-          assert.deepEqual(work, [1, 1], `${what}: one submit, one dispatch`);
-          separately(gpu, conversion, separate, c);
-          await bitEqual(fused.out, separate.out, cpu.out, what);
-          await bitEqual(
-            fused.converted,
-            separate.converted,
-            cpu.converted,
-            `${what} (converted)`,
-          );
-        }
-      }
-    }
-    const written = [fused, separate].flatMap((v) => [v.out, v.converted]);
-    for (const t of [...onGpu, ...written]) t.release();
-  },
-);
-
-gpuTest(
-  "convertAndUpdate() with aliased operands: out = sample stays fused, converted sharing memory falls back",
-  async (gpu) => {
-    const shape = [2, 4, 6];
-    const points = [0.8, 1.2, 2].map((s) => sigmaToAlphaSigma(s, false));
-    const c = multistepCoefficients(2, "dpmsolver++", "midpoint", points)!;
-    const conversion = conversions[1]!;
-    // One buffer of 4 items, [sample, model output, m1, spare]; each layout places out and
-    // converted in it.
-    const host = values([4, ...shape], 60);
-    type Item = <T extends Tensor | WebGpuTensor>(buffer: T) => T;
-    const item = (i: number): Item => (buffer) =>
-      buffer.slice(0, i, i + 1) as typeof buffer;
-    const [sample, modelOutput, m1, spare] = [0, 1, 2, 3].map(item);
-    // The spare item again, through a view of [m1, spare].
-    const spareOfPair: Item = (buffer) =>
-      buffer.slice(0, 2, 4).slice(0, 1, 2) as typeof buffer;
-    // [name, out, converted, dispatches]
-    const layouts: [string, Item, Item, number][] = [
-      ["out aliases sample", sample, spare, 1],
-      ["converted in the same buffer, disjoint", modelOutput, spare, 1],
-      ["converted aliases the model output", spare, modelOutput, 2],
-      ["converted overlaps out", spare, spareOfPair, 2],
-      ["converted aliases the history", spare, m1, 2],
-    ];
-    for (const [name, out, converted, dispatches] of layouts) {
-      const operands = <T extends Tensor | WebGpuTensor>(buffer: T) => ({
-        out: out(buffer),
-        converted: converted(buffer),
-        sample: sample(buffer),
-        modelOutput: modelOutput(buffer),
-        history: [m1(buffer)],
-        noise: null,
-      });
-      const cpu = host.clone();
-      separately(cpuKernels, conversion, operands(cpu), c);
-      const g = gpu.upload(host);
-      const work = fusedConvertAndUpdate(gpu, conversion, operands(g), c);
-      assert.equal(work[1], dispatches, `${name}: dispatches`);
-      await same(g, cpu, `convertAndUpdate ${name}`);
-      g.release();
-    }
-  },
-);
-
-gpuTest(
-  "thresholdAndUpdate() is one submit, bit-identical to threshold() then multistep() (orders × noise, strided)",
-  async (gpu) => {
-    const shape = [3, 4, 5, 3];
-    const dims = [0, 3, 2, 1];
-    const bases = [1, 2, 3, 4, 5].map((seed) =>
-      values([3, 3, 5, 4], 70 + seed)
-    );
-    const onGpu = bases.map((t) => gpu.upload(t));
-    const out = gpu.empty(shape);
-    const separateOut = gpu.empty(shape);
     for (const order of [1, 2, 3] as const) {
       for (const algorithm of ["dpmsolver++", "sde-dpmsolver++"] as const) {
-        const c = coefficients(order, algorithm, "heun");
-        const what = `thresholdAndUpdate ${order} ${algorithm}`;
-        const [x0, x, m1, m2, noise] = bases.map((t) =>
-          t.clone().permute(dims)
-        );
-        const cpu = {
-          out: Tensor.zeros(shape),
-          sample: x!,
-          history: [m1!, m2!],
-          noise: noise!,
-        };
-        thresholdThenUpdate(cpuKernels, cpu, x0!, 0.9, 1.5, c);
-        const [gx0, gx, g1, g2, gn] = onGpu.map((t) => t.permute(dims));
-        const separateX0 = gpu.empty(shape);
-        gpu.copy(separateX0, gx0!);
-        const fusedX0 = gpu.empty(shape);
-        gpu.copy(fusedX0, gx0!);
-        const fused = { out, sample: gx!, history: [g1!, g2!], noise: gn! };
-        let work = fusedThresholdAndUpdate(gpu, fused, fusedX0, 0.9, 1.5, c);
-        assert.deepEqual(work, [1, 9], `${what}: one submit, 9 dispatches`);
-        const separate = { ...fused, out: separateOut };
-        thresholdThenUpdate(gpu, separate, separateX0, 0.9, 1.5, c);
-        await bitEqual(out, separateOut, cpu.out, what);
-        await bitEqual(fusedX0, separateX0, x0!.clone(), `${what} (x0)`);
-        // x0 sharing memory with the sample: the separate kernels.
-        const shared = gpu.upload(bases[0]!);
-        const view = shared.permute(dims);
-        const onView = { ...fused, sample: view };
-        work = fusedThresholdAndUpdate(gpu, onView, view, 0.9, 1.5, c);
+        const c = coefficients(order, algorithm);
+        const what = `order ${order} ${algorithm}`;
+        for (const conversion of conversions) {
+          const work = fusedConvertAndUpdate(gpu, conversion, fused, c);
+          assert.deepEqual(work, [1, 1], `${what} ${conversion.form}`);
+        }
+        const x0Buffer = gpu.upload(bases[0]!);
+        const x0 = x0Buffer.permute(dims);
+        let work = fusedThresholdAndUpdate(gpu, fused, x0, 0.9, 1.5, c);
+        assert.deepEqual(work, [1, 9], `${what}: thresholdAndUpdate`);
+        // x0 sharing memory with the sample: threshold() then multistep().
+        const onView = { ...fused, sample: x0 };
+        work = fusedThresholdAndUpdate(gpu, onView, x0, 0.9, 1.5, c);
         assert.equal(work[0], 2, `${what}: aliased x0 falls back`);
-        const aliased = bases[0]!.clone().permute(dims);
-        const onAliased = { ...cpu, sample: aliased };
-        thresholdThenUpdate(cpuKernels, onAliased, aliased, 0.9, 1.5, c);
-        await same(out, onAliased.out, `${what} aliased`);
-        for (const t of [separateX0, fusedX0, shared]) t.release();
+        x0Buffer.release();
       }
     }
-    for (const t of [...onGpu, out, separateOut]) t.release();
+    // One buffer of 4 items [sample, model output, m1, spare]: out and converted placed in it.
+    const c = coefficients(2, "dpmsolver++");
+    const host = gpu.upload(values([4, 2, 4, 6], 60));
+    const item = (i: number) => host.slice(0, i, i + 1);
+    const spareOfPair = host.slice(0, 2, 4).slice(0, 1, 2);
+    const layouts: [string, WebGpuTensor, WebGpuTensor, number][] = [
+      ["out aliases sample", item(0), item(3), 1],
+      ["converted in the same buffer, disjoint", item(1), item(3), 1],
+      ["converted aliases the model output", item(3), item(1), 2],
+      ["converted overlaps out", item(3), spareOfPair, 2],
+      ["converted aliases the history", item(3), item(2), 2],
+    ];
+    for (const [name, out, converted, dispatches] of layouts) {
+      const operands = {
+        out,
+        converted,
+        sample: item(0),
+        modelOutput: item(1),
+        history: [item(2)],
+        noise: null,
+      };
+      const work = fusedConvertAndUpdate(gpu, conversions[1]!, operands, c);
+      assert.equal(work[1], dispatches, `${name}: dispatches`);
+    }
+    for (const t of [...onGpu, host, fused.out, fused.converted]) t.release();
+    await Promise.resolve();
+  },
+);
+
+gpuTest(
+  "threshold() on items of more than 1024 workgroups, and read() of a strided view",
+  async (gpu) => {
+    // 300001 floats per item: each histogram workgroup loops over several blocks of the item.
+    for (const shape of [[2, 300_001], [4, 3, 64, 64]]) {
+      for (const ratio of [0, 0.87, 0.9999, 1]) {
+        const x = values(shape, 200 + ratio * 10, 4);
+        const g = gpu.upload(x);
+        cpuKernels.threshold(x, ratio, 1.5);
+        gpu.threshold(g, ratio, 1.5);
+        await same(g, x, `threshold ${shape} ${ratio}`);
+        g.release();
+      }
+    }
+    const doubled = values([2, 6, 4, 4], 11);
+    const gd = gpu.upload(doubled);
+    await same(gd.slice(1, 1, 4), doubled.slice(1, 1, 4).clone(), "read view");
+    gd.release();
   },
 );
 
@@ -983,6 +767,97 @@ gpuTest(
     const view = gpu.wrap(buffer, [16]);
     buffer.destroy();
     await assert.rejects(() => view.read(), /rejected the copy/);
+  },
+);
+
+// A device whose createShaderModule rewrites the code of the pipelines keyed `key`: the kernels
+// build, check and run them through their ordinary path.
+function breakingShaders(
+  device: GPUDevice,
+  key: string,
+  rewrite: (code: string) => string,
+): GPUDevice {
+  return new Proxy(device, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property === "createShaderModule") {
+        return (descriptor: GPUShaderModuleDescriptor) =>
+          target.createShaderModule(
+            descriptor.label === key
+              ? { ...descriptor, code: rewrite(descriptor.code) }
+              : descriptor,
+          );
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+gpuTest(
+  "a shader that does not compile, or a pipeline the device rejects, throws WebGpuKernelError naming the kernel",
+  async (gpu) => {
+    const cases: [string, (code: string) => string, RegExp][] = [
+      [
+        "compilation",
+        (code) => code.replace("t0[at(0u, i)] = t1", "t0[at(0u, i)] = t9"),
+        /its shader did not compile/,
+      ],
+      [
+        "validation",
+        (code) => code.replace("fn main(", "fn renamed("),
+        /validation error/,
+      ],
+    ];
+    for (const [kind, rewrite, message] of cases) {
+      const kernels = new WebGpuKernels(
+        breakingShaders(gpu.device, "copy_flat_wr", rewrite),
+      );
+      const x = kernels.upload(Tensor.from([1, 2, 3, 4]));
+      const out = kernels.empty([4]);
+      kernels.copy(out, x); // WebGPU reports the error asynchronously
+      const named = (e: Error) =>
+        e instanceof WebGpuKernelError && e.kernel === "copy_flat_wr" &&
+        e.kind === kind &&
+        /^Cannot read a WebGPU tensor back as the WebGPU kernel 'copy_flat_wr' failed/
+          .test(e.message) &&
+        message.test(e.message);
+      await assert.rejects(() => out.read(), named);
+      // From then on, every call refuses work.
+      assert.throws(
+        () => kernels.copy(out, x),
+        (e: Error) =>
+          e instanceof WebGpuKernelError &&
+          /^Cannot run copy as/.test(e.message),
+      );
+      await assert.rejects(() => x.read(), WebGpuKernelError);
+      kernels.destroy();
+    }
+  },
+);
+
+gpuTest(
+  "a submit the device rejects throws WebGpuKernelError naming the kernel at readback",
+  async (gpu) => {
+    const kernels = new WebGpuKernels(gpu.device);
+    const buffer = gpu.device.createBuffer({
+      size: 64,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    });
+    const view = kernels.wrap(buffer, [16]);
+    const out = kernels.empty([16]);
+    kernels.copy(out, view); // warm: the pipeline exists, the submit is valid
+    await out.read();
+    buffer.destroy();
+    kernels.axpbyDiv(out, 2, view, 1, null, 1);
+    await assert.rejects(
+      () => out.read(),
+      (e: Error) =>
+        e instanceof WebGpuKernelError && e.kernel === "axpbydiv_1" &&
+        e.kind === "validation" &&
+        /the WebGPU kernel 'axpbydiv_1' failed \(the device reported a validation error/
+          .test(e.message),
+    );
+    kernels.destroy();
   },
 );
 

@@ -3,7 +3,7 @@
 //
 //   deno task build:wasm            rebuild both files
 //   deno task build:wasm --check    exit 1 if the committed files differ from a fresh build
-import asc from "assemblyscript/asc";
+import asc from "npm:assemblyscript@0.28.20/asc";
 
 const root = new URL("../", import.meta.url);
 const source = "wasm/kernels.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import { convertThenUpdate } from "../_convert.ts";
-import { f32 } from "../_f32.ts";
+import { f32, lerpF32, quantileRank } from "../_f32.ts";
 import { checkHistory, checkSameShape, forEachRow, sizeOf } from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
@@ -467,7 +467,7 @@ export function torchQuantile(
   n: number,
   q: number,
 ): number {
-  const rank = f32(f32(q) * (n - 1));
+  const rank = quantileRank(q, n);
   const below = Math.trunc(rank);
   const weight = f32(rank - below);
   const low = select(values, n, below);
@@ -480,14 +480,6 @@ export function torchQuantile(
     }
   }
   return lerpF32(low, high, weight);
-}
-
-// torch's lerp: the form depends on which side of 0.5 the weight is, for accuracy at both ends.
-function lerpF32(start: number, end: number, weight: number): number {
-  const diff = f32(end - start);
-  return Math.abs(weight) < 0.5
-    ? f32(start + f32(weight * diff))
-    : f32(end - f32(diff * f32(1 - weight)));
 }
 
 // Quickselect (Hoare partition, median of three): after it, values[k] holds the k-th smallest

@@ -13,7 +13,7 @@
  * @module
  */
 import { convertModelOutput, convertThenUpdate } from "../_convert.ts";
-import { f32 } from "../_f32.ts";
+import { f32, lerpF32, quantileRank } from "../_f32.ts";
 import { checkHistory, checkSameShape, sizeOf } from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
@@ -33,7 +33,7 @@ export interface WasmKernelsOptions {
    *
    * @example Force the copy-in mode
    * ```ts
-   * import { WasmKernels } from "@dpmsolver/scheduler";
+   * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
    * import assert from "node:assert/strict";
    * const kernels = new WasmKernels({ resident: false });
    * assert.equal(kernels.isResident(kernels.empty([4])), false);
@@ -208,7 +208,7 @@ function quantileRanks(x: Tensor, ratio: number): QuantileRanks | null {
   const batch = x.shape.length === 0 ? 1 : x.shape[0]!;
   const perItem = batch === 0 ? 0 : x.size / batch;
   if (perItem === 0) return { batch, perItem, below: 0, weight: 0 };
-  const rank = f32(f32(ratio) * (perItem - 1));
+  const rank = quantileRank(ratio, perItem);
   const below = Math.trunc(rank);
   const weight = f32(rank - below);
   const inside = below >= 0 && below < perItem &&
@@ -246,14 +246,6 @@ function extent(t: Tensor): [number, number] {
   return [t.data.byteOffset, t.data.byteOffset + t.data.byteLength];
 }
 
-// torch's lerp, as in backends/cpu.ts.
-function lerpF32(start: number, end: number, weight: number): number {
-  const diff = f32(end - start);
-  return Math.abs(weight) < 0.5
-    ? f32(start + f32(weight * diff))
-    : f32(end - f32(diff * f32(1 - weight)));
-}
-
 /**
  * The kernels in WebAssembly with SIMD, bit-identical to the TypeScript kernels (which it falls
  * back to for the rare call it cannot take: coefficients that are not float32 values). Owns a
@@ -262,7 +254,8 @@ function lerpF32(start: number, end: number, weight: number): number {
  *
  * @example The resident fast path: samples in the module's memory, stepped with `out`
  * ```ts
- * import { DPMSolverMultistepInverseScheduler, Tensor, WasmKernels } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, Tensor } from "@dpmsolver/scheduler";
+ * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
  * import assert from "node:assert/strict";
  *
  * const wasm = new WasmKernels();
@@ -346,7 +339,7 @@ export class WasmKernels implements Kernels<Tensor> {
    *
    * @example
    * ```ts
-   * import { WasmKernels } from "@dpmsolver/scheduler";
+   * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
    * import assert from "node:assert/strict";
    * assert.equal(WasmKernels.supported(), true); // in Deno
    * ```
@@ -744,7 +737,7 @@ export class WasmKernels implements Kernels<Tensor> {
    *
    * @example
    * ```ts
-   * import { WasmKernels } from "@dpmsolver/scheduler";
+   * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
    * import assert from "node:assert/strict";
    * const k = new WasmKernels();
    * const [out, conv, x, m, h] = Array.from({ length: 5 }, () => k.empty([8]));

@@ -6,9 +6,32 @@
  *
  * @module
  */
-import * as ort from "onnxruntime-node";
-import type { DiffusionModel } from "../invert.ts";
+import * as ort from "npm:onnxruntime-node@1.30.0";
+import type { DiffusionModel } from "../model.ts";
 import { Tensor } from "../tensor.ts";
+
+/**
+ * What the adapters use of ONNX Runtime's `InferenceSession` (which satisfies it): input and
+ * output names, input metadata and `run`.
+ */
+export interface OnnxSession {
+  /** Names of the model's inputs. */
+  readonly inputNames: readonly string[];
+  /** Names of the model's outputs. */
+  readonly outputNames: readonly string[];
+  /** Per input: its name, whether it is a tensor and its element type. */
+  readonly inputMetadata?: readonly {
+    readonly name: string;
+    readonly isTensor: boolean;
+    readonly type?: unknown;
+  }[];
+  /** Runs the model on named input tensors. */
+  run(
+    feeds: Record<string, unknown>,
+  ): Promise<
+    Record<string, { readonly data: unknown; readonly dims: readonly number[] }>
+  >;
+}
 
 /** Options of {@link onnxDiffusionModel}. */
 export interface OnnxDiffusionModelOptions {
@@ -44,17 +67,17 @@ export interface OnnxDiffusionModelOptions {
  *
  * @example Load the digits model (needs `--allow-read --allow-env --allow-ffi`)
  * ```ts ignore
- * import * as ort from "onnxruntime-node";
+ * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxDiffusionModel } from "@dpmsolver/scheduler/onnx";
  * import { Tensor } from "@dpmsolver/scheduler";
  *
- * const session = await ort.InferenceSession.create("reference/models/digits/unet.onnx");
+ * const session = await ort.InferenceSession.create("path/to/unet.onnx");
  * const model = onnxDiffusionModel(session, { nullClassLabel: 10 });
  * const eps = await model(Tensor.zeros([2, 1, 8, 8]), 500, Int32Array.of(3, 7), 3);
  * ```
  */
 export function onnxDiffusionModel(
-  session: ort.InferenceSession,
+  session: OnnxSession,
   options: OnnxDiffusionModelOptions = {},
 ): DiffusionModel {
   const sampleName = options.sampleInput ?? "sample";
@@ -151,15 +174,15 @@ export function onnxDiffusionModel(
  *
  * @example
  * ```ts ignore
- * import * as ort from "onnxruntime-node";
+ * import * as ort from "npm:onnxruntime-node@1.30.0";
  * import { onnxFunction } from "@dpmsolver/scheduler/onnx";
  *
- * const classify = onnxFunction(await ort.InferenceSession.create("reference/models/digits/classifier.onnx"));
+ * const classify = onnxFunction(await ort.InferenceSession.create("path/to/classifier.onnx"));
  * const logits = await classify(images); // [B, 10]
  * ```
  */
 export function onnxFunction(
-  session: ort.InferenceSession,
+  session: OnnxSession,
 ): (input: Tensor) => Promise<Tensor> {
   const inputName = session.inputNames[0]!;
   const outputName = session.outputNames[0]!;
@@ -185,7 +208,7 @@ function float32View(tensor: Tensor): Float32Array {
 type NumericType = "float32" | "int32" | "int64";
 
 function inputType(
-  session: ort.InferenceSession,
+  session: OnnxSession,
   name: string,
   fallback: NumericType,
 ): NumericType {

@@ -66,24 +66,34 @@ fn sub(a: f32, b: f32) -> f32 { return select(a - b, 0.0, info(2u) != 0u); }
 `;
 
 /**
- * A whole element-wise shader: the preamble, `operands` read-write storage bindings `t0…`, and
- * `body` run once per element `i` (bounds already checked), with `at(k, i)` the element index of
- * operand k (flat for contiguous operands, strided otherwise).
+ * A whole element-wise shader: the preamble, one storage binding per operand `t0…` (read-write
+ * or read-only as `plan.access` says), and `body` run once per element `i` (bounds already
+ * checked), with `at(k, i)` the element index of operand k (flat for contiguous operands,
+ * strided otherwise). An operand k with `plan.shared[k] = j` is read through `tj`: the uniform
+ * block still gives it its own offset and strides, relative to the shared window. Bindings are
+ * numbered from 1 in operand order, skipping shared operands ({@link bindingLayout}).
  */
 export function elementwiseShader(
   operands: number,
   flat: boolean,
   body: string,
+  plan: { access: string; shared: readonly number[] },
 ): string {
-  const bindings = Array.from(
-    { length: operands },
-    (_, k) =>
-      `@group(0) @binding(${
-        k + 1
-      }) var<storage, read_write> t${k}: array<f32>;`,
-  ).join("\n");
+  let binding = 0;
+  const bindings: string[] = [];
+  for (let k = 0; k < operands; k++) {
+    if (plan.shared[k]! >= 0) continue;
+    const access = plan.access[k] === "w" ? "read_write" : "read";
+    bindings.push(
+      `@group(0) @binding(${++binding}) var<storage, ${access}> t${k}: array<f32>;`,
+    );
+  }
+  let code = body;
+  plan.shared.forEach((j, k) => {
+    if (j >= 0) code = code.replaceAll(`t${k}[`, `t${j}[`);
+  });
   return `${struct}
-${bindings}
+${bindings.join("\n")}
 fn at(k: u32, i: u32) -> u32 { return ${
     flat ? "at_flat" : "at_strided"
   }(k, i); }
@@ -92,9 +102,23 @@ fn at(k: u32, i: u32) -> u32 { return ${
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = g.x + g.y * groups.x * ${WORKGROUP_SIZE}u;
   if (i >= info(0u)) { return; }
-  ${body}
+  ${code}
 }
 `;
+}
+
+/**
+ * The storage bindings' access of {@link elementwiseShader}, one letter per binding (`w`
+ * read-write, `r` read-only): the pipeline cache's layout key.
+ */
+export function bindingLayout(
+  plan: { access: string; shared: readonly number[] },
+): string {
+  let layout = "";
+  for (let k = 0; k < plan.access.length; k++) {
+    if (plan.shared[k]! < 0) layout += plan.access[k];
+  }
+  return layout;
 }
 
 /** The preamble alone, for kernels with their own bindings and entry points. */

@@ -3,7 +3,13 @@
 // torch.quantile interpolates between, in four passes of 8 bits (a histogram, then a scan that
 // fixes one digit); the apply kernel interpolates as torch.lerp does, clamps and divides.
 //
-// Bindings: t0 the tensor (read-write), hist (per row: 2 × 256 counters, then a NaN flag) and
+// NaN: WGSL lets an implementation assume that no float is NaN during execution, and a constant
+// expression that evaluates to NaN is a shader-creation error (Dawn rejects one, wgpu let it
+// through). So no float here is ever made NaN: t0 and `out` are bound as u32 words, read as
+// floats with a run-time bitcast, and an item holding a NaN gets the NaN's bits written as an
+// integer (`select` of u32 words, from the flag the histogram raised).
+//
+// Bindings: t0 the tensor (read-write, as u32 words), hist (per row: 2 × 256 counters, then a NaN flag) and
 // state (per row: prefix and remaining rank of both selections). info(3) is the item size,
 // info(4) the round, info(5) and info(6) the two ranks, info(7) the row-major index of the first
 // element of the dispatch's window (passes are split to fit the binding limit); coef 9, 10, 11
@@ -19,7 +25,7 @@ export const STATE_STRIDE = 4;
 
 function bindings(flat: boolean): string {
   return `${preamble()}
-@group(0) @binding(1) var<storage, read_write> t0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> t0: array<u32>;
 @group(0) @binding(2) var<storage, read_write> hist: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read_write> state: array<u32>;
 fn at(k: u32, i: u32) -> u32 { return ${
@@ -53,7 +59,7 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
   }
   var nan = false;
   for (var j = w.x * ${WORKGROUP_SIZE}u + l.x; j < perItem; j += groups.x * ${WORKGROUP_SIZE}u) {
-    let bits = bitcast<u32>(t0[at(0u, w.y * perItem + j)]) & 0x7fffffffu;
+    let bits = t0[at(0u, w.y * perItem + j)] & 0x7fffffffu;
     let digit = (bits >> shift) & 255u;
     if ((bits & mask) == p0) { atomicAdd(&local[digit], 1u); }
     if ((bits & mask) == p1) { atomicAdd(&local[256u + digit], 1u); }
@@ -111,11 +117,19 @@ const thresholded = /* wgsl */ `let row = (i + info(7u)) / info(3u);
   // torch.clamp(s, min=1, max=sample_max_value), NaN propagating.
   var s = select(level, 1.0, level < 1.0);
   s = select(s, coef(11u), s > coef(11u));
-  let v = t0[at(0u, i)];
-  var m0 = select(select(v, s, v > s), -s, v < -s) / s;
-  // NaN in the item makes the quantile NaN (torch.quantile), hence every element: stored as bits,
-  // since WGSL arithmetic need not carry NaN through.
-  if (atomicLoad(&hist[row * ${HIST_STRIDE}u + 512u]) != 0u) { m0 = bitcast<f32>(0x7fc00000u); }`;
+  let v = bitcast<f32>(t0[at(0u, i)]);
+  let m0 = select(select(v, s, v > s), -s, v < -s) / s;
+  // NaN in the item makes the quantile NaN (torch.quantile), hence every element: written as
+  // bits (see the top of this file).
+  let nan_item = atomicLoad(&hist[row * ${HIST_STRIDE}u + 512u]) != 0u;`;
+
+/** The bits of a NaN result: the quiet NaN torch produces. */
+const NAN_BITS = "0x7fc00000u";
+
+// The u32 word to store for the float `value` of the current element.
+function stored(value: string): string {
+  return `select(bitcast<u32>(${value}), ${NAN_BITS}, nan_item)`;
+}
 
 function applyEntry(body: string): string {
   return `@compute @workgroup_size(${WORKGROUP_SIZE})
@@ -134,33 +148,35 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) gr
  */
 export function applyShader(flat: boolean): string {
   return `${bindings(flat)}
-${applyEntry("t0[at(0u, i)] = m0;")}`;
+${applyEntry(`t0[at(0u, i)] = ${stored("m0")};`)}`;
 }
 
 /**
  * The apply pass fused with the multistep update: `x0` (t0) is thresholded in place as
  * {@link applyShader} does, and the update {@link updateBody} of `order` writes `out`. Operand
- * k ≥ 1 (out, x, m1, m2, then noise when `withNoise`) sits at binding k + 3, after the scratch
- * buffers; the update's coefficients are coef 0–8, the thresholding's coef 9–11.
+ * k ≥ 1 (out, read-write as u32 words; then x, m1, m2, and noise when `withNoise`, each
+ * read-write or read-only as `access` says, one letter each) sits at binding k + 3, after the
+ * scratch buffers; the update's coefficients are coef 0–8, the thresholding's coef 9–11.
  */
 export function applyUpdateShader(
   flat: boolean,
   order: 1 | 2 | 3,
   withNoise: boolean,
+  access: string,
 ): string {
   const operands = order + 1 + (withNoise ? 1 : 0);
   const extra = Array.from(
     { length: operands },
     (_, j) =>
-      `@group(0) @binding(${j + 4}) var<storage, read_write> t${
-        j + 1
-      }: array<f32>;`,
+      `@group(0) @binding(${j + 4}) var<storage, ${
+        j === 0 || access[j - 1] === "w" ? "read_write" : "read"
+      }> t${j + 1}: array<${j === 0 ? "u32" : "f32"}>;`,
   ).join("\n");
   return `${bindings(flat)}${extra}
 ${
     applyEntry(`let x = t2[at(2u, i)];
   ${updateBody(order, 3, withNoise ? order + 2 : null)}
-  t0[at(0u, i)] = m0;
-  t1[at(1u, i)] = r;`)
+  t0[at(0u, i)] = ${stored("m0")};
+  t1[at(1u, i)] = ${stored("r")};`)
   }`;
 }

@@ -1,8 +1,9 @@
 /**
- * What the DPM-Solver multistep schedulers share: configuration, the training noise schedule,
- * the model-output history, model-output conversion, order selection and the step itself. A
- * subclass supplies only the direction-specific parts: the inference schedule and the rule that
- * picks the step index of the first `step`.
+ * `MultistepScheduler`, what the DPM-Solver multistep schedulers share: configuration, the
+ * training noise schedule, the model-output history and the step state machine. The formulas
+ * live in `solver.ts`, their memoized scalars in `_step_scalars.ts` and the history's buffers in
+ * `_buffer_recycler.ts`. A subclass supplies only the direction-specific parts: the inference
+ * schedule and the rule that picks the step index of the first `step`.
  *
  * @module
  */
@@ -15,30 +16,26 @@ import {
 } from "./_kernel_choice.ts";
 import type { Tensor } from "./tensor.ts";
 // --- end kernel selection
-import { convertModelOutput } from "./_convert.ts";
-import {
-  type AlgorithmType,
-  DIFFUSERS_VERSION,
-  type SchedulerConfig,
-  stringifyConfig,
-} from "./config.ts";
+import { BufferRecycler } from "./_buffer_recycler.ts";
+import { writeConfigFile } from "./_config_file.ts";
+import { DIFFUSERS_VERSION, type SchedulerConfig } from "./config.ts";
 import type { TorchGenerator } from "./random.ts";
 import { formatShape, sameShape } from "./_shape.ts";
-import type { Kernels, ModelOutputConversion, TensorView } from "./kernels.ts";
+import type { Kernels, TensorView } from "./kernels.ts";
 import {
   alphasCumprodFrom,
   type AlphaSigma,
   betasFor,
+  checkNoiseSchedule,
   lambdaOf,
   sigmaToAlphaSigma,
   trainingLambdas,
   trainingSigmas,
 } from "./noise_schedule.ts";
-import {
-  chooseOrder,
-  type MultistepCoefficients,
-  multistepCoefficients,
-} from "./solver.ts";
+import { chooseOrder, type MultistepCoefficients } from "./solver.ts";
+import { StepScalars } from "./_step_scalars.ts";
+import { meanOutput, StepKernels } from "./_step_kernels.ts";
+import { isFlowSchedule } from "./_sigma_families.ts";
 
 /** Options of {@link MultistepScheduler.step}. */
 export interface StepOptions<T> {
@@ -85,7 +82,25 @@ export interface InferenceSchedule {
   sigmas: Float32Array;
 }
 
-/** The direction-independent part of the DPM-Solver multistep schedulers. */
+/**
+ * The direction-independent part of the DPM-Solver multistep schedulers: what `invert`,
+ * `generate` and the analytic models accept as "a scheduler".
+ *
+ * @example Both schedulers share the schedule table
+ * ```ts
+ * import { DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler, type MultistepScheduler } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const schedulers: MultistepScheduler[] = [new DPMSolverMultistepInverseScheduler(), new DPMSolverMultistepScheduler()];
+ * for (const scheduler of schedulers) {
+ *   scheduler.setTimesteps(10);
+ *   const rows = scheduler.scheduleTable();
+ *   assert.equal(rows.length, 11);
+ *   // h is the step in lambda = log(alpha_t / sigma_t): negative up the noise, positive down.
+ *   assert.equal(Math.sign(rows[0]!.h), scheduler instanceof DPMSolverMultistepScheduler ? 1 : -1);
+ * }
+ * ```
+ */
 export abstract class MultistepScheduler<
   C extends SchedulerConfig = SchedulerConfig,
 > {
@@ -118,28 +133,14 @@ export abstract class MultistepScheduler<
   #stepIndex: number | null = null;
   // The schedule `setTimesteps` built last, with its `scheduleKey`.
   #lastSchedule: { key: string; schedule: InferenceSchedule } | null = null;
-  // Buffers this scheduler allocated for converted outputs; only these are recycled.
-  #owned = new WeakSet<object>();
-  // Owned buffers of the history a new schedule dropped, reused by the next pass's first steps
-  // (so that repeated passes allocate nothing either; at most `solver_order` of them).
-  #spare: AnyTensor[] = [];
-  // The scalars of the hot path, memoized as pure functions of the sigma values, so that a step
-  // allocates nothing and a repeated schedule (`setTimesteps` with the same sigmas) reuses them.
-  // Per sigma index: [sigma they belong to, alpha_t, sigma_t, lambda]; a slot is valid while
-  // its sigma is `Object.is`-equal to `sigmas[index]`.
-  #points = new Float64Array(0);
-  // Per (step index, asked order): the update coefficients (`null`: a zero-length step), valid
-  // while the sigmas they were computed from (stored in `#coefficientSigmas`) are unchanged.
-  #coefficients: (MultistepCoefficients | null | undefined)[] = [];
-  #coefficientSigmas = new Float64Array(0);
-  // Reused per step: the conversion handed to a fused kernel and the history it reads.
-  #conversion: WritableConversion = { form: "copy", a: 1, b: 0, d: 1 };
-  #history: AnyTensor[] = [];
+  #buffers: BufferRecycler;
+  #scalars: StepScalars;
+  #kernels: StepKernels;
   // --- kernel selection (issue 15)
-  #kernels: Kernels<Tensor> | null = null;
+  #tensorKernels: Kernels<Tensor> | null = null;
 
   /**
-   * The kernels this scheduler runs CPU {@link Tensor}s on: {@link defaultKernels} unless set
+   * The kernels this scheduler runs CPU {@link Tensor}s on: `defaultKernels()` unless set
    * (WebAssembly SIMD where the runtime has it, else the TypeScript `cpuKernels`). Set it to
    * choose for this scheduler alone, e.g. `scheduler.kernels = cpuKernels`; no other scheduler
    * is affected. Every CPU backend gives the same bits. Device tensors (WebGPU) always run on
@@ -148,19 +149,23 @@ export abstract class MultistepScheduler<
    * @throws {TypeError} When set to anything but kernels for CPU tensors.
    */
   get kernels(): Kernels<Tensor> {
-    return this.#kernels ?? defaultKernels();
+    return this.#tensorKernels ?? defaultKernels();
   }
 
   set kernels(kernels: Kernels<Tensor>) {
-    this.#kernels = checkTensorKernels(kernels);
+    this.#tensorKernels = checkTensorKernels(kernels);
   }
   // --- end kernel selection
 
   /** The diffusers class name this scheduler reproduces. */
   abstract get className(): string;
 
+  /** Builds the training schedule of a resolved, frozen `config`. */
   constructor(config: Readonly<C>) {
     this.config = config;
+    this.#buffers = new BufferRecycler(config.solver_order);
+    this.#scalars = new StepScalars(config);
+    this.#kernels = new StepKernels(config, this.#scalars);
     this.betas = betasFor(config);
     this.alphasCumprod = alphasCumprodFrom(this.betas);
     if (
@@ -170,6 +175,7 @@ export abstract class MultistepScheduler<
       this.alphasCumprod[this.alphasCumprod.length - 1] = 2 ** -24;
     }
     this.lambdaT = trainingLambdas(this.alphasCumprod);
+    checkNoiseSchedule(config, this.alphasCumprod, this.lambdaT);
     this.trainSigmas = trainingSigmas(this.alphasCumprod);
     this.timesteps = Int32Array.from(
       { length: config.num_train_timesteps },
@@ -241,12 +247,7 @@ export abstract class MultistepScheduler<
     this.timesteps = timesteps;
     this.sigmas = sigmas;
     this.numInferenceSteps = timesteps.length;
-    for (const m of this.modelOutputs) {
-      if (
-        m && this.#owned.has(m) && !this.#spare.includes(m) &&
-        this.#spare.length < this.config.solver_order
-      ) this.#spare.push(m);
-    }
+    this.#buffers.retire(this.modelOutputs);
     this.modelOutputs = new Array(this.config.solver_order).fill(null);
     this.lowerOrderNums = 0;
     this.#stepIndex = null;
@@ -255,7 +256,7 @@ export abstract class MultistepScheduler<
 
   /** (alpha_t, sigma_t) of `sigmas[index]`. */
   alphaSigmaAt(index: number): AlphaSigma {
-    return sigmaToAlphaSigma(this.sigmas[index]!, this.config.use_flow_sigmas);
+    return sigmaToAlphaSigma(this.sigmas[index]!, isFlowSchedule(this.config));
   }
 
   /**
@@ -300,13 +301,14 @@ export abstract class MultistepScheduler<
       modelOutput,
       sample,
     );
-    const meanOutput = this.#checkModelOutput(modelOutput, sample);
+    const mean = meanOutput(modelOutput, sample, this.config.variance_type);
     const out = emptyResult(kernels, tensorKernels, sample.shape);
-    this.#convertInto(
+    this.#kernels.convert(
       kernels,
       out,
-      meanOutput,
+      mean,
       sample,
+      this.sigmas,
       this.#currentIndex("convert the model output"),
     );
     return out;
@@ -348,7 +350,7 @@ export abstract class MultistepScheduler<
       options.out,
       options.varianceNoise,
     );
-    const meanOutput = this.#checkModelOutput(modelOutput, sample);
+    const mean = meanOutput(modelOutput, sample, this.config.variance_type);
     if (options.out && !sameShape(options.out.shape, sample.shape)) {
       throw new TypeError(
         `Cannot step as 'out' must have the sample's shape ${
@@ -380,54 +382,53 @@ export abstract class MultistepScheduler<
     const { solver_order: solverOrder, lower_order_final, euler_at_final } =
       this.config;
     const shortSchedule = lower_order_final && count < 15;
-    const lowerOrderFinal = index === count - 1 &&
-      (euler_at_final || shortSchedule || this.firstOrderFinal());
-    const lowerOrderSecond = index === count - 2 && shortSchedule;
-
-    const converted = this.#recycledBuffer(kernels, sample.shape);
     const order = chooseOrder({
       solverOrder,
       lowerOrderNums: this.lowerOrderNums,
-      lowerOrderFinal,
-      lowerOrderSecond,
+      lowerOrderFinal: index === count - 1 &&
+        (euler_at_final || shortSchedule || this.firstOrderFinal()),
+      lowerOrderSecond: index === count - 2 && shortSchedule,
     });
-    // One pass for the conversion and the update where the kernels offer it; with thresholding
-    // (which needs the quantile of the whole conversion first), clamp-and-divide and the update.
-    const fuse = this.config.thresholding
-      ? kernels.thresholdAndUpdate !== undefined &&
-        isDataPrediction(this.config.algorithm_type)
-      : kernels.convertAndUpdate !== undefined;
-    if (fuse) {
-      this.#fusedStep(
+    // Everything that can throw is checked before anything is written.
+    const noise = this.noiseFor(options, sample);
+    const coefficients = this.#coefficientsAt(order, index, noise);
+    const converted = this.#buffers.take(
+      kernels,
+      sample.shape,
+      this.modelOutputs,
+    );
+    // One pass for the conversion and the update where the kernels offer it (not for a
+    // zero-length step, which only converts).
+    const step = this.#kernels;
+    const fused = coefficients !== null && step.fuses(kernels);
+    if (fused) {
+      step.fused(
         kernels,
         out,
         converted,
-        meanOutput,
+        mean,
         sample,
-        order,
-        options,
+        this.modelOutputs as unknown as T[],
+        coefficients,
+        noise,
+        this.sigmas,
         index,
       );
-      if (this.lowerOrderNums < solverOrder) this.lowerOrderNums++;
-      this.#stepIndex = index + 1;
-      return { prevSample: out };
+    } else {
+      step.convert(kernels, converted, mean, sample, this.sigmas, index);
     }
-
-    this.#convertInto(kernels, converted, meanOutput, sample, index);
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
-
-    const noise = this.noiseFor(options, sample);
-    this.#update(
-      kernels,
-      out,
-      order,
-      this.modelOutputs as unknown as T[],
-      sample,
-      noise,
-      index,
-    );
-
+    if (!fused) {
+      step.update(
+        kernels,
+        out,
+        coefficients,
+        this.modelOutputs as unknown as T[],
+        sample,
+        noise,
+      );
+    }
     if (this.lowerOrderNums < solverOrder) this.lowerOrderNums++;
     this.#stepIndex = index + 1;
     return { prevSample: out };
@@ -573,11 +574,7 @@ export abstract class MultistepScheduler<
 
   /** Writes `scheduler_config.json` into `dir` (created if missing), as diffusers writes it. */
   async saveConfig(dir: string): Promise<void> {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(
-      `${dir}/scheduler_config.json`,
-      stringifyConfig(this.toJSON()),
-    );
+    await writeConfigFile(dir, this.toJSON());
   }
 
   #currentIndex(operation: string): number {
@@ -613,133 +610,19 @@ export abstract class MultistepScheduler<
         `Cannot take a order-${order} update as 'modelOutputList' must hold at least ${order} outputs: current length is ${modelOutputList.length}`,
       );
     }
+    const index = this.#currentIndex("update");
+    const noiseOrNull = noise ?? null;
+    const coefficients = this.#coefficientsAt(order, index, noiseOrNull);
     const out = emptyResult(kernels, tensorKernels, sample.shape);
-    this.#update(
+    this.#kernels.update(
       kernels,
       out,
-      order,
+      coefficients,
       modelOutputList,
       sample,
-      noise ?? null,
-      this.#currentIndex("update"),
+      noiseOrNull,
     );
     return out;
-  }
-
-  // The update from sigmas[index] to sigmas[index + 1], reading the newest `order` outputs.
-  #update<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    out: T,
-    order: 1 | 2 | 3,
-    modelOutputList: readonly T[],
-    sample: T,
-    noise: T | null,
-    index: number,
-  ): void {
-    const coefficients = this.#coefficientsAt(order, index, noise);
-    if (coefficients === null) {
-      // A zero-length step (equal sigmas) leaves the sample as it is, where diffusers' heun and
-      // third-order updates divide 0 by 0.
-      kernels.copy(out, sample);
-      return;
-    }
-    const n = modelOutputList.length;
-    const history = [
-      modelOutputList[n - 1]!,
-      modelOutputList[n - 2]!,
-      modelOutputList[n - 3]!,
-    ]
-      .slice(0, coefficients.order);
-    kernels.multistep(out, sample, history, coefficients, noise);
-  }
-
-  // A whole step in one kernel call (conversion into `converted`, then the update), for kernels
-  // that offer it; with thresholding, the conversion and then one call for the thresholding's
-  // clamp-and-divide and the update. Everything that can throw is checked before anything is
-  // written; a zero-length step converts and copies the sample, as the separate way does.
-  #fusedStep<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    out: T,
-    converted: T,
-    modelOutput: T,
-    sample: T,
-    order: 1 | 2 | 3,
-    options: StepOptions<T>,
-    index: number,
-  ): void {
-    const conversion = this.#conversionAt(index);
-    const noise = this.noiseFor(options, sample);
-    const coefficients = this.#coefficientsAt(order, index, noise);
-    const outputs = this.modelOutputs as unknown as T[];
-    if (coefficients === null) {
-      this.#convertInto(kernels, converted, modelOutput, sample, index);
-      outputs.shift();
-      outputs.push(converted);
-      kernels.copy(out, sample);
-      return;
-    }
-    const n = outputs.length;
-    // The earlier converted outputs, newest first (the oldest slot is `converted`'s buffer).
-    const history = this.#history as unknown as T[];
-    for (let k = 1; k < coefficients.order; k++) history.push(outputs[n - k]!);
-    try {
-      // --- fused thresholded step (issue 15): backends that offer it convert on the fly.
-      const convertThresholdAndUpdate = (kernels as Partial<FusedThreshold<T>>)
-        .convertThresholdAndUpdate;
-      if (
-        this.config.thresholding && convertThresholdAndUpdate !== undefined &&
-        conversion.form === "sample-first"
-      ) {
-        convertThresholdAndUpdate.call(
-          kernels,
-          out,
-          converted,
-          sample,
-          modelOutput,
-          conversion,
-          this.config.dynamic_thresholding_ratio,
-          this.config.sample_max_value,
-          history,
-          coefficients,
-          noise,
-        );
-      } // --- end fused thresholded step
-      else if (this.config.thresholding) {
-        this.#convertInto(
-          kernels,
-          converted,
-          modelOutput,
-          sample,
-          index,
-          false,
-        );
-        kernels.thresholdAndUpdate!(
-          out,
-          converted,
-          sample,
-          this.config.dynamic_thresholding_ratio,
-          this.config.sample_max_value,
-          history,
-          coefficients,
-          noise,
-        );
-      } else {
-        kernels.convertAndUpdate!(
-          out,
-          converted,
-          sample,
-          modelOutput,
-          conversion,
-          history,
-          coefficients,
-          noise,
-        );
-      }
-    } finally {
-      history.length = 0;
-    }
-    outputs.shift();
-    outputs.push(converted);
   }
 
   // The coefficients of an order-`order` update from sigmas[index] to sigmas[index + 1]
@@ -756,231 +639,12 @@ export abstract class MultistepScheduler<
         } earlier steps`,
       );
     }
-    const sigmas = this.sigmas;
-    const slot = 3 * index + order - 1;
-    if (this.#coefficients.length < 3 * sigmas.length) {
-      this.#coefficients = new Array(3 * sigmas.length);
-      this.#coefficientSigmas = new Float64Array(12 * sigmas.length);
-    }
-    const used = this.#coefficientSigmas;
-    let coefficients = this.#coefficients[slot];
-    let valid = coefficients !== undefined;
-    for (let j = 0; valid && j <= order; j++) {
-      valid = Object.is(used[4 * slot + j], sigmas[index + 1 - j]);
-    }
-    if (!valid) {
-      this.#coefficients[slot] = undefined;
-      const points: AlphaSigma[] = [];
-      const lambdas: number[] = [];
-      for (let j = 0; j <= order; j++) {
-        const at = this.#point(index + 1 - j);
-        const cache = this.#points;
-        points.push({ alphaT: cache[at + 1]!, sigmaT: cache[at + 2]! });
-        lambdas.push(cache[at + 3]!);
-        used[4 * slot + j] = sigmas[index + 1 - j]!;
-      }
-      coefficients = multistepCoefficients(
-        order,
-        this.config.algorithm_type,
-        this.config.solver_type,
-        points,
-        lambdas,
-      );
-      this.#coefficients[slot] = coefficients;
-    }
+    const coefficients = this.#scalars.coefficients(this.sigmas, order, index);
     if (coefficients && coefficients.e !== 0 && noise === null) {
       throw new TypeError(
         `Cannot step as 'algorithm_type' "${this.config.algorithm_type}" needs noise: pass 'varianceNoise' or 'generator'`,
       );
     }
-    return coefficients ?? null;
+    return coefficients;
   }
-
-  // The offset in `#points` of sigmas[index]'s [sigma, alpha_t, sigma_t, lambda], computed on
-  // first use (as `alphaSigmaAt` and `lambdaOf` compute them).
-  #point(index: number): number {
-    const sigma = this.sigmas[index]!;
-    if (this.#points.length < 4 * this.sigmas.length) {
-      this.#points = new Float64Array(4 * this.sigmas.length).fill(NaN);
-    }
-    const cache = this.#points;
-    const at = 4 * index;
-    if (!Object.is(cache[at], sigma) || cache[at + 3] !== cache[at + 3]) {
-      const point = sigmaToAlphaSigma(sigma, this.config.use_flow_sigmas);
-      cache[at] = sigma;
-      cache[at + 1] = point.alphaT;
-      cache[at + 2] = point.sigmaT;
-      cache[at + 3] = lambdaOf(point);
-    }
-    return at;
-  }
-
-  // diffusers' convert_model_output before thresholding, at sigmas[index], as one form of
-  // `axpbyDiv` or a copy (a shared object, rewritten per call).
-  #conversionAt(index: number): ModelOutputConversion {
-    const { algorithm_type, prediction_type } = this.config;
-    const at = this.#point(index);
-    const alphaT = this.#points[at + 1]!;
-    const sigmaT = this.#points[at + 2]!;
-    // One object, rewritten in place: this runs every step.
-    const c = this.#conversion;
-    if (isDataPrediction(algorithm_type)) {
-      switch (prediction_type) {
-        case "epsilon": // x0 = (x − σ_t·ε) / α_t
-          setConversion(c, "sample-first", 1, -sigmaT, alphaT);
-          break;
-        case "sample":
-          setConversion(c, "copy", 1, 0, 1);
-          break;
-        case "v_prediction": // x0 = α_t·x − σ_t·v
-          setConversion(c, "sample-first", alphaT, -sigmaT, 1);
-          break;
-        case "flow_prediction": // x0 = x − σ·v
-          setConversion(c, "sample-first", 1, -this.sigmas[index]!, 1);
-          break;
-      }
-      return c;
-    }
-    switch (prediction_type) {
-      case "epsilon":
-        setConversion(c, "copy", 1, 0, 1);
-        break;
-      case "sample": // ε = (x − α_t·x0) / σ_t
-        setConversion(c, "sample-first", 1, -alphaT, sigmaT);
-        break;
-      case "v_prediction": // ε = α_t·v + σ_t·x
-        setConversion(c, "model-first", alphaT, sigmaT, 1);
-        break;
-      case "flow_prediction":
-        throw new RangeError(
-          `Cannot convert the model output as 'prediction_type' "flow_prediction" needs a data-prediction 'algorithm_type'`,
-        );
-    }
-    return c;
-  }
-
-  // diffusers' convert_model_output into `out`, at sigmas[index].
-  #convertInto<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    out: T,
-    modelOutput: T,
-    sample: T,
-    index: number,
-    threshold = true,
-  ): void {
-    const conversion = this.#conversionAt(index);
-    convertModelOutput(kernels, out, sample, modelOutput, conversion);
-    if (!threshold || !this.config.thresholding) return;
-    if (isDataPrediction(this.config.algorithm_type)) {
-      this.#threshold(kernels, out);
-      return;
-    }
-    // Threshold the implied x0, then turn it back into noise.
-    const at = this.#point(index);
-    const alphaT = this.#points[at + 1]!;
-    const sigmaT = this.#points[at + 2]!;
-    kernels.axpbyDiv(out, 1, sample, -sigmaT, out, alphaT);
-    this.#threshold(kernels, out);
-    kernels.axpbyDiv(out, 1, sample, -alphaT, out, sigmaT);
-  }
-
-  #threshold<T extends TensorView<T>>(kernels: Kernels<T>, x0: T): void {
-    kernels.threshold(
-      x0,
-      this.config.dynamic_thresholding_ratio,
-      this.config.sample_max_value,
-    );
-  }
-
-  // The model output's mean channels (a strided view for learned variance), after shape checks.
-  #checkModelOutput<T extends TensorView<T>>(modelOutput: T, sample: T): T {
-    const learned = this.config.variance_type === "learned" ||
-      this.config.variance_type === "learned_range";
-    if (sameShape(modelOutput.shape, sample.shape)) return modelOutput;
-    const channels = sample.shape[1];
-    const doubled = learned && channels !== undefined &&
-      modelOutput.shape.length === sample.shape.length &&
-      modelOutput.shape.every((
-        n,
-        i,
-      ) => (i === 1 ? n === 2 * channels : n === sample.shape[i]));
-    if (doubled) return modelOutput.slice(1, 0, channels);
-    throw new TypeError(
-      `Cannot step as 'modelOutput' must have the sample's shape ${
-        formatShape(sample.shape)
-      }${
-        learned ? " (or twice its channels, for a learned variance)" : ""
-      }: current value is ${formatShape(modelOutput.shape)}`,
-    );
-  }
-
-  // The oldest history buffer, reused once it drops out of the window, if we allocated it; else
-  // one the previous schedule's history left (same backend and shape), else a new one.
-  #recycledBuffer<T extends TensorView<T>>(
-    kernels: Kernels<T>,
-    shape: readonly number[],
-  ): T {
-    const outputs = this.modelOutputs;
-    const oldest = outputs[0];
-    if (
-      oldest && this.#owned.has(oldest) && kernels.owns(oldest) &&
-      sameShape(oldest.shape, shape) && outputs.indexOf(oldest, 1) < 0
-    ) {
-      return oldest as T;
-    }
-    const spare = this.#spare;
-    while (spare.length > 0) {
-      const buffer = spare.pop()!;
-      if (
-        kernels.owns(buffer) && sameShape(buffer.shape, shape) &&
-        outputs.indexOf(buffer) < 0
-      ) {
-        return buffer as T;
-      }
-    }
-    const buffer = kernels.empty(shape);
-    this.#owned.add(buffer);
-    return buffer;
-  }
-}
-
-// --- fused thresholded step (issue 15): an optional backend method beyond the kernel interface
-// (WasmKernels.convertThresholdAndUpdate), the same bits as the conversion then
-// thresholdAndUpdate.
-interface FusedThreshold<T> {
-  convertThresholdAndUpdate(
-    out: T,
-    converted: T,
-    sample: T,
-    modelOutput: T,
-    conversion: ModelOutputConversion,
-    ratio: number,
-    maxValue: number,
-    history: readonly T[],
-    c: MultistepCoefficients,
-    noise: T | null,
-  ): void;
-}
-// --- end fused thresholded step
-
-type WritableConversion = {
-  -readonly [K in keyof ModelOutputConversion]: ModelOutputConversion[K];
-};
-
-function setConversion(
-  c: WritableConversion,
-  form: ModelOutputConversion["form"],
-  a: number,
-  b: number,
-  d: number,
-): void {
-  c.form = form;
-  c.a = a;
-  c.b = b;
-  c.d = d;
-}
-
-/** Whether the algorithm integrates the data prediction (DPM-Solver++). */
-export function isDataPrediction(algorithm: AlgorithmType): boolean {
-  return algorithm === "dpmsolver++" || algorithm === "sde-dpmsolver++";
 }
