@@ -2,8 +2,9 @@
  * DPM-Solver multistep schedulers for diffusion models, ported from diffusers v0.37.0 with the
  * same numbers: `DPMSolverMultistepInverseScheduler` inverts a clean sample into the noise that
  * regenerates it, `DPMSolverMultistepScheduler` samples from noise, and `invert`/`generate` run
- * either loop around any model function. Tensors are strided float32 views; the kernels run on
- * the CPU by default.
+ * either loop around any model function. Tensors are strided float32 views; CPU tensors run on
+ * WebAssembly SIMD kernels where the runtime has them (`defaultKernels`), the TypeScript
+ * `cpuKernels` otherwise, chosen per scheduler with `scheduler.kernels`.
  *
  * Everything else lives behind subpaths: `@dpmsolver/scheduler/wasm` (WebAssembly SIMD kernels),
  * `@dpmsolver/scheduler/webgpu` (WebGPU kernels), `@dpmsolver/scheduler/analytic` (exact
@@ -85,4 +86,4 @@ export type {
   TensorView,
 } from "./lib/kernels.ts";
 export type { MultistepCoefficients } from "./lib/solver.ts";
-export { type AnyTensor, setTensorKernels } from "./lib/backend.ts";
+export { type AnyTensor, cpuKernels, defaultKernels } from "./lib/backend.ts";

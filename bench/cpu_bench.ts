@@ -1,7 +1,17 @@
-// CPU step benchmark: the TypeScript kernels, the WebAssembly SIMD kernels (tensors in the
-// module's memory, and copied in per call; "wasm-2pass" with the fused step kernels switched off,
-// so conversion and update run as separate passes), the SIMD floor and the plain-JS loop, on the
-// three shapes of issue 9. Protocol, shared with reference/bench_diffusers.py: a 50-step inversion
+// CPU step benchmark on the three shapes of issue 9. Implementations:
+//   default    README's plain loop `x = scheduler.step(eps, t, x).prevSample` with the default
+//              kernels: inputs in ordinary JS memory (copied in), no `out` (a new result per step,
+//              copied out). This is what bench:compare judges.
+//   ts         the same loop with `scheduler.kernels = cpuKernels` (the TypeScript fallback).
+//   plain-out  the default kernels, inputs in JS memory, `{ out }` into two JS buffers in turn:
+//              the plain loop without the allocation of a new result per step.
+//   resident   WasmKernels with every tensor in the module's memory and `{ out }`: no copies.
+//   resident-2pass  the same without the fused kernels (conversion and update as two passes).
+//   floor      one SIMD streaming pass over the arrays a fused step must touch (resident).
+//   floor+copies  the floor plus what the plain loop must add around it: the sample and the model
+//              output copied into the module's memory, a new Float32Array for the result and the
+//              copy out.
+//   js-loop    the floor's loop in plain JavaScript over Float32Arrays. Protocol, shared with reference/bench_diffusers.py: a 50-step inversion
 // with 4 model outputs in rotation, timed per inversion; the median over repeats after warm-up,
 // divided by 50; within a case the implementations' repeats are interleaved round-robin, so
 // that the load of a shared machine weighs on all alike. GB/s is the floor's bytes (what a
@@ -12,7 +22,6 @@ import {
   DPMSolverMultistepInverseScheduler,
   type Kernels,
   type SchedulerConfig,
-  setTensorKernels,
   Tensor,
 } from "../mod.ts";
 import { WasmKernels } from "../wasm.ts";
@@ -114,26 +123,39 @@ function floorBytes(c: BenchCase): number {
   return n * 4 * ((c.config.solver_order ?? 2) + 3);
 }
 
+// A 50-step inversion on `kernels` (the default kernels when undefined); with `empty`, each
+// step writes into one of two buffers it allocates (`{ out }`), else the plain loop.
 function inversion(
   c: BenchCase,
+  kernels: Kernels<Tensor> | undefined,
   place: (t: Tensor) => Tensor,
-  empty: (shape: number[]) => Tensor,
+  empty?: (shape: number[]) => Tensor,
 ): () => void {
   const n = c.shape.reduce((a, b) => a * b, 1);
   const scheduler = new DPMSolverMultistepInverseScheduler(c.config);
+  if (kernels) scheduler.kernels = kernels;
   const start = place(new Tensor(gaussian(n, 1), c.shape));
   const outputs = [2, 3, 4, 5].map((seed) =>
     place(new Tensor(gaussian(n, seed), c.shape))
   );
-  const buffers = [empty(c.shape), empty(c.shape)];
+  const buffers = empty ? [empty(c.shape), empty(c.shape)] : null;
   return () => {
     scheduler.setTimesteps(STEPS);
-    let sample = start;
-    scheduler.timesteps.forEach((t, i) => {
-      const out = buffers[i % 2]!;
-      sample = scheduler.step(outputs[i % 4]!, t, sample, { out }).prevSample;
-    });
-    if (!Number.isFinite(sample.data[sample.offset]!)) {
+    let x = start;
+    const timesteps = scheduler.timesteps;
+    if (buffers) {
+      for (let i = 0; i < timesteps.length; i++) {
+        x = scheduler.step(outputs[i % 4]!, timesteps[i]!, x, {
+          out: buffers[i % 2]!,
+        }).prevSample;
+      }
+    } else {
+      // README's loop, as written.
+      for (let i = 0; i < timesteps.length; i++) {
+        x = scheduler.step(outputs[i % 4]!, timesteps[i]!, x).prevSample;
+      }
+    }
+    if (!Number.isFinite(x.data[x.offset]!)) {
       throw new Error(`${c.name}: the inversion diverged`);
     }
   };
@@ -187,56 +209,58 @@ export function runBenchmarks(
     ];
     const hs = history >= 2 ? [h1, h2] : [h1];
     const plain = resident.map((t) => t.clone().data) as Float32Array[];
-    const inKernels = (kernels: Kernels<Tensor>, run: () => void) => () => {
-      setTensorKernels(kernels);
-      try {
-        run();
-      } finally {
-        setTensorKernels(cpuKernels);
-      }
-    };
     const residentIn = (k: WasmKernels) => (t: Tensor) => {
       const r = k.empty(t.shape);
       k.copy(r, t);
       return r;
     };
+    // What the plain loop adds to the floor: two copies in, a new result, one copy out.
+    const [plainX, plainM] = [plain[2]!, plain[3]!];
+    const floorWithCopies = () => {
+      x.data.set(plainX);
+      mo.data.set(plainM);
+      wasm.streamFloor(out, conv, x, mo, hs);
+      const result = new Float32Array(n);
+      result.set(out.data);
+      return result;
+    };
+    const same = (t: Tensor) => t;
+    const jsBuffers = (shape: number[]) => Tensor.zeros(shape);
     // The TypeScript kernels are slow: a quarter of the repeats.
     const runners: [string, () => void, number][] = [
       ["floor", () => {
         for (let s = 0; s < STEPS; s++) wasm.streamFloor(out, conv, x, mo, hs);
       }, repeats],
+      ["floor+copies", () => {
+        for (let s = 0; s < STEPS; s++) floorWithCopies();
+      }, repeats],
       ["js-loop", () => {
         for (let s = 0; s < STEPS; s++) jsLoop(plain, history);
       }, repeats],
+      ["default", inversion(c, undefined, same), repeats],
+      ["plain-out", inversion(c, undefined, same, jsBuffers), repeats],
       [
         "ts",
-        inKernels(
-          cpuKernels,
-          inversion(c, (t) => t, (shape) => Tensor.zeros(shape)),
-        ),
+        inversion(c, cpuKernels, same),
         Math.max(3, repeats >> 2),
       ],
       [
-        "wasm",
-        inKernels(
+        "resident",
+        inversion(
+          c,
           wasm,
-          inversion(c, residentIn(wasm), (shape) => wasm.empty(shape)),
+          residentIn(wasm),
+          (shape) => wasm.empty(shape),
         ),
         repeats,
       ],
       [
-        "wasm-copy-in",
-        inKernels(
-          wasm,
-          inversion(c, (t) => t, (shape) => Tensor.zeros(shape)),
-        ),
-        repeats,
-      ],
-      [
-        "wasm-2pass",
-        inKernels(
+        "resident-2pass",
+        inversion(
+          c,
           twoPass,
-          inversion(c, residentIn(twoPass), (shape) => twoPass.empty(shape)),
+          residentIn(twoPass),
+          (shape) => twoPass.empty(shape),
         ),
         repeats,
       ],

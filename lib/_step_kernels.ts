@@ -7,7 +7,7 @@
  */
 import type { SchedulerConfig, VarianceType } from "./config.ts";
 import { convertModelOutput } from "./_convert.ts";
-import type { Kernels, TensorView } from "./kernels.ts";
+import type { Kernels, ModelOutputConversion, TensorView } from "./kernels.ts";
 import { formatShape, sameShape } from "./_shape.ts";
 import {
   isDataPrediction,
@@ -17,6 +17,25 @@ import {
 } from "./solver.ts";
 import type { StepScalars } from "./_step_scalars.ts";
 import type { AnyTensor } from "./backend.ts";
+
+// --- fused thresholded step (issue 15): an optional backend method beyond the kernel interface
+// (WasmKernels.convertThresholdAndUpdate), the same bits as the conversion then
+// thresholdAndUpdate.
+interface FusedThreshold<T> {
+  convertThresholdAndUpdate(
+    out: T,
+    converted: T,
+    sample: T,
+    modelOutput: T,
+    conversion: ModelOutputConversion,
+    ratio: number,
+    maxValue: number,
+    history: readonly T[],
+    c: MultistepCoefficients,
+    noise: T | null,
+  ): void;
+}
+// --- end fused thresholded step
 
 /** One scheduler's step kernels, with the scratch they reuse so that a step allocates nothing. */
 export class StepKernels {
@@ -93,7 +112,29 @@ export class StepKernels {
     const history = this.#history as unknown as T[];
     for (let k = 1; k < coefficients.order; k++) history.push(outputs[n - k]!);
     try {
-      if (this.#config.thresholding) {
+      // --- fused thresholded step (issue 15): backends that offer it convert on the fly.
+      const conversion = this.#scalars.conversion(sigmas, index);
+      const convertThresholdAndUpdate = (kernels as Partial<FusedThreshold<T>>)
+        .convertThresholdAndUpdate;
+      if (
+        this.#config.thresholding && convertThresholdAndUpdate !== undefined &&
+        conversion.form === "sample-first"
+      ) {
+        convertThresholdAndUpdate.call(
+          kernels,
+          out,
+          converted,
+          sample,
+          modelOutput,
+          conversion,
+          this.#config.dynamic_thresholding_ratio,
+          this.#config.sample_max_value,
+          history,
+          coefficients,
+          noise,
+        );
+      } // --- end fused thresholded step
+      else if (this.#config.thresholding) {
         this.convert(
           kernels,
           converted,
@@ -119,7 +160,7 @@ export class StepKernels {
           converted,
           sample,
           modelOutput,
-          this.#scalars.conversion(sigmas, index),
+          conversion,
           history,
           coefficients,
           noise,

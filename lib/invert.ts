@@ -92,6 +92,28 @@ export async function invert(
   scheduler: MultistepScheduler,
   options: InvertOptions & { exact: ExactInversionOptions },
 ): Promise<ExactInversionResult>;
+/**
+ * Inverts `image` with `scheduler` by plain (explicit) inverse steps; see the overload above for
+ * the exact inversion.
+ *
+ * @param model The noise-prediction model.
+ * @param image The clean sample, batch first.
+ * @param scheduler The inverse scheduler, configured as the model was trained.
+ * @param options Steps, strength, conditioning and a progress callback.
+ * @returns The inverted sample, the sigma it reached, the steps and the model calls.
+ *
+ * @example Plain inversion with a stand-in model
+ * ```ts
+ * import { DPMSolverMultistepInverseScheduler, invert, Tensor } from "@dpmsolver/scheduler";
+ * import assert from "node:assert/strict";
+ *
+ * const model = (x: Tensor, _t: number) => new Tensor(x.toFloat32Array().map((v) => 0.5 * Math.tanh(v)), x.shape);
+ * const image = Tensor.from([0.5, -0.25, 0.125, 1], [1, 1, 2, 2]);
+ * const inverted = await invert(model, image, new DPMSolverMultistepInverseScheduler(), { numInferenceSteps: 20 });
+ * assert.equal(inverted.steps, 20);
+ * assert.equal(inverted.modelCalls, 20);
+ * ```
+ */
 export async function invert(
   model: DiffusionModel,
   image: Tensor,

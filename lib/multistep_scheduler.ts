@@ -7,14 +7,22 @@
  *
  * @module
  */
-import { type AnyTensor, kernelsFor } from "./backend.ts";
+// --- kernel selection (issue 15): the scheduler's own CPU kernels, results in JS memory.
+import { type AnyTensor, defaultKernels } from "./backend.ts";
+import {
+  checkTensorKernels,
+  emptyResult,
+  kernelsWith,
+} from "./_kernel_choice.ts";
+import type { Tensor } from "./tensor.ts";
+// --- end kernel selection
 import { BufferRecycler } from "./_buffer_recycler.ts";
 import { writeConfigFile } from "./_config_file.ts";
 import { denoFileSystem } from "./_deno.ts";
 import { DIFFUSERS_VERSION, type SchedulerConfig } from "./config.ts";
 import type { TorchGenerator } from "./random.ts";
 import { formatShape, sameShape } from "./_shape.ts";
-import type { TensorView } from "./kernels.ts";
+import type { Kernels, TensorView } from "./kernels.ts";
 import {
   alphasCumprodFrom,
   type AlphaSigma,
@@ -129,6 +137,26 @@ export abstract class MultistepScheduler<
   #buffers: BufferRecycler;
   #scalars: StepScalars;
   #kernels: StepKernels;
+  // --- kernel selection (issue 15)
+  #tensorKernels: Kernels<Tensor> | null = null;
+
+  /**
+   * The kernels this scheduler runs CPU {@link Tensor}s on: `defaultKernels()` unless set
+   * (WebAssembly SIMD where the runtime has it, else the TypeScript `cpuKernels`). Set it to
+   * choose for this scheduler alone, e.g. `scheduler.kernels = cpuKernels`; no other scheduler
+   * is affected. Every CPU backend gives the same bits. Device tensors (WebGPU) always run on
+   * their own kernels, and mixing them with CPU tensors in one call is a `TypeError`.
+   *
+   * @throws {TypeError} When set to anything but kernels for CPU tensors.
+   */
+  get kernels(): Kernels<Tensor> {
+    return this.#tensorKernels ?? defaultKernels();
+  }
+
+  set kernels(kernels: Kernels<Tensor>) {
+    this.#tensorKernels = checkTensorKernels(kernels);
+  }
+  // --- end kernel selection
 
   /** The diffusers class name this scheduler reproduces. */
   abstract get className(): string;
@@ -267,13 +295,15 @@ export abstract class MultistepScheduler<
    * current step index's sigma. Allocates the result.
    */
   convertModelOutput<T extends TensorView<T>>(modelOutput: T, sample: T): T {
-    const kernels = kernelsFor<T>(
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
       "convert the model output",
       modelOutput,
       sample,
     );
     const mean = meanOutput(modelOutput, sample, this.config.variance_type);
-    const out = kernels.empty(sample.shape);
+    const out = emptyResult(kernels, tensorKernels, sample.shape);
     this.#kernels.convert(
       kernels,
       out,
@@ -312,7 +342,9 @@ export abstract class MultistepScheduler<
         `Cannot step as 'timestep' must be an integer from the schedule: current value is ${timestep}`,
       );
     }
-    const kernels = kernelsFor<T>(
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
       "step",
       modelOutput,
       sample,
@@ -332,7 +364,8 @@ export abstract class MultistepScheduler<
     }
     const index = this.#stepIndex;
     const count = this.timesteps.length;
-    const out = options.out ?? kernels.empty(sample.shape);
+    const out = options.out ??
+      emptyResult(kernels, tensorKernels, sample.shape);
     if (index >= count) {
       if (this.overrunAllowance <= 0) {
         throw new RangeError(
@@ -475,7 +508,13 @@ export abstract class MultistepScheduler<
     noise: T,
     timesteps: ArrayLike<number>,
   ): T {
-    const kernels = kernelsFor<T>("add noise", originalSamples, noise);
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
+      "add noise",
+      originalSamples,
+      noise,
+    );
     if (!sameShape(originalSamples.shape, noise.shape)) {
       throw new TypeError(
         `Cannot add noise as 'noise' must have the shape of 'originalSamples' ${
@@ -489,7 +528,7 @@ export abstract class MultistepScheduler<
         `Cannot add noise as 'timesteps' must hold one timestep per batch item (${batch}): current length is ${timesteps.length}`,
       );
     }
-    const out = kernels.empty(originalSamples.shape);
+    const out = emptyResult(kernels, tensorKernels, originalSamples.shape);
     for (let i = 0; i < batch; i++) {
       const { alphaT, sigmaT } = this.alphaSigmaAt(
         this.addNoiseIndex(timesteps[i]!),
@@ -563,7 +602,14 @@ export abstract class MultistepScheduler<
     sample: T,
     noise: T | undefined,
   ): T {
-    const kernels = kernelsFor<T>("update", sample, noise, ...modelOutputList);
+    const tensorKernels = this.kernels;
+    const kernels = kernelsWith<T>(
+      tensorKernels,
+      "update",
+      sample,
+      noise,
+      ...modelOutputList,
+    );
     if (modelOutputList.length < order) {
       throw new RangeError(
         `Cannot take a order-${order} update as 'modelOutputList' must hold at least ${order} outputs: current length is ${modelOutputList.length}`,
@@ -572,7 +618,7 @@ export abstract class MultistepScheduler<
     const index = this.#currentIndex("update");
     const noiseOrNull = noise ?? null;
     const coefficients = this.#coefficientsAt(order, index, noiseOrNull);
-    const out = kernels.empty(sample.shape);
+    const out = emptyResult(kernels, tensorKernels, sample.shape);
     this.#kernels.update(
       kernels,
       out,

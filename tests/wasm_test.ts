@@ -8,7 +8,6 @@ import {
   DPMSolverMultistepInverseScheduler,
   type ModelOutputConversion,
   type MultistepCoefficients,
-  setTensorKernels,
   Tensor,
 } from "../mod.ts";
 import { WasmKernels } from "../wasm.ts";
@@ -455,12 +454,12 @@ Deno.test("steady-state steps with out allocate nothing", () => {
     }
   }
   const kernels = new Counting();
-  const previous = setTensorKernels(kernels);
-  try {
+  {
     const scheduler = new DPMSolverMultistepInverseScheduler({
       solver_order: 3,
       thresholding: true,
     });
+    scheduler.kernels = kernels;
     scheduler.setTimesteps(20);
     const shape = [2, 4, 8, 8];
     let sample = placed(kernels, values(shape, 5, 1));
@@ -479,20 +478,19 @@ Deno.test("steady-state steps with out allocate nothing", () => {
     // History buffers are allocated while the window fills, then recycled.
     assert.equal(counts.at(-1), counts[3]);
     assert.equal(memory.at(-1), memory[3]);
-  } finally {
-    setTensorKernels(previous);
   }
 });
 
 // ------------------------------------------------------------------------- reference cases
 
-function withKernels<R>(kernels: WasmKernels | null, body: () => R): R {
-  const previous = setTensorKernels(kernels ?? cpuKernels);
-  try {
-    return body();
-  } finally {
-    setTensorKernels(previous);
-  }
+// Runs `body` with `scheduler` on `kernels` (null: the TypeScript kernels).
+function withKernels<R>(
+  kernels: WasmKernels | null,
+  scheduler: { kernels: unknown },
+  body: () => R,
+): R {
+  scheduler.kernels = kernels ?? cpuKernels;
+  return body();
 }
 
 let exactVsDiffusers = 0;
@@ -511,6 +509,7 @@ for (const c of cases) {
       const reference = await schedulerFor(c);
       const expected = withKernels(
         null,
+        reference,
         () =>
           reference.addNoise(
             original,
@@ -521,6 +520,7 @@ for (const c of cases) {
       const scheduler = await schedulerFor(c);
       const actual = withKernels(
         resident,
+        scheduler,
         () => scheduler.addNoise(placed(resident, original), noise, timesteps),
       );
       assertBitEqual(actual, expected, c.name);
@@ -540,11 +540,12 @@ for (const c of cases) {
       const modelOutput = row(modelOutputs, i);
       const expected = withKernels(
         null,
+        cpu,
         () => cpu.step(modelOutput, t, sample).prevSample,
       );
       // Inputs in the module's memory, and inputs copied in per call.
       const calls = fusedCalls;
-      const actual = withKernels(resident, () =>
+      const actual = withKernels(resident, wasm, () =>
         wasm.step(
           placed(resident, modelOutput),
           t,
@@ -553,6 +554,7 @@ for (const c of cases) {
       if (fusedCalls > calls) fusedSteps++;
       const viaCopy = withKernels(
         staged,
+        copyIn,
         () => copyIn.step(modelOutput, t, sample).prevSample,
       );
       assertBitEqual(actual, expected, `step ${i}`);
@@ -567,7 +569,7 @@ for (const c of cases) {
     const samples = await float32(c, "samples.npy");
     const loop = async (kernels: WasmKernels | null) => {
       const scheduler = await schedulerFor(c);
-      return withKernels(kernels, () => {
+      return withKernels(kernels, scheduler, () => {
         let sample = row(samples, 0).clone();
         for (const t of scheduler.timesteps) {
           sample = scheduler.step(
@@ -596,6 +598,7 @@ for (const c of forwardCases) {
       const noise = noises?.[i];
       const expected = withKernels(
         null,
+        cpu,
         () =>
           cpu.step(
             modelOutputs[i]!,
@@ -605,7 +608,7 @@ for (const c of forwardCases) {
           ).prevSample,
       );
       const calls = fusedCalls;
-      const actual = withKernels(resident, () =>
+      const actual = withKernels(resident, wasm, () =>
         wasm.step(
           placed(resident, modelOutputs[i]!),
           t,
@@ -623,7 +626,7 @@ for (const c of forwardCases) {
       const generator = c.seed === null
         ? undefined
         : new TorchGenerator(c.seed);
-      return withKernels(kernels, () => {
+      return withKernels(kernels, scheduler, () => {
         let sample = samples[0]!.clone();
         for (const t of scheduler.timesteps) {
           sample = scheduler.step(

@@ -21,7 +21,10 @@
 //   COPY          `m0 = p`, stored to `conv`;
 //   CLAMP         `m0 = clamp(p, cb, ca) / cd`, stored to `conv` (dynamic thresholding's last
 //                 pass, with `ca = cd = s`, `cb = -s`, `p = conv`: in place);
-//   LOAD          `m0 = p`, not stored (the update alone, `m0` a history entry).
+//   LOAD          `m0 = p`, not stored (the update alone, `m0` a history entry);
+//   SAMPLE_FIRST_CLAMP  `m0 = clamp((ca·x + cb·q) / cd, lo, hi) / s`, stored to `conv`: the
+//                 conversion, dynamic thresholding's clamp-and-divide and the update in one pass
+//                 (with `lo = -s`, `hi = s` in slots LO, HI, S).
 // Orders: 0, the conversion alone; 1–3, `multistep1`/`2`/`3` of backends/cpu.ts:
 //   1: out = a·x + b·m0
 //   2: D1 = k0·(m0 − m1),                    out = (a·x + b·m0) + c·D1
@@ -38,6 +41,7 @@ const MODEL_FIRST: i32 = 3;
 const COPY: i32 = 4;
 const CLAMP: i32 = 5;
 const LOAD: i32 = 6;
+const SAMPLE_FIRST_CLAMP: i32 = 7;
 
 // Parameter slots (4 bytes each): pointers, the count, then the float32 coefficients.
 const OUT = 0;
@@ -61,6 +65,9 @@ const K1 = 17;
 const QQ = 18;
 const K2 = 19;
 const E = 20;
+const LO = 21;
+const HI = 22;
+const S = 23;
 const PARAMS = memory.data(4 * 24, 16);
 
 // Address of the parameter block.
@@ -87,7 +94,9 @@ function withMode<Order>(mode: i32, noisy: bool): void {
   else if (mode == COPY) withNoise<Order, Copy>(noisy);
   else if (mode == CLAMP) withNoise<Order, Clamp>(noisy);
   else if (mode == LOAD) withNoise<Order, Load>(noisy);
-  else unreachable();
+  else if (mode == SAMPLE_FIRST_CLAMP) {
+    withNoise<Order, SampleFirstClamp>(noisy);
+  } else unreachable();
 }
 
 function withNoise<Order, Mode>(noisy: bool): void {
@@ -108,6 +117,7 @@ type ModelFirst = i16;
 type Copy = u32;
 type Clamp = u64;
 type Load = f32;
+type SampleFirstClamp = i64;
 type On = i32;
 type Off = f32;
 
@@ -149,6 +159,12 @@ function pass<Order, Mode, Noisy>(): void {
   const qq = slot<f32>(QQ);
   const k2 = slot<f32>(K2);
   const e = slot<f32>(E);
+  const lo = slot<f32>(LO);
+  const hi = slot<f32>(HI);
+  const sc = slot<f32>(S);
+  const vlo = f32x4.splat(lo);
+  const vhi = f32x4.splat(hi);
+  const vsc = f32x4.splat(sc);
   const vca = f32x4.splat(ca);
   const vcb = f32x4.splat(cb);
   const vcd = f32x4.splat(cd);
@@ -171,12 +187,17 @@ function pass<Order, Mode, Noisy>(): void {
     let m0: v128;
     if (
       same<Mode, Axpby>() || same<Mode, SampleFirst>() ||
-      same<Mode, ModelFirst>()
+      same<Mode, ModelFirst>() || same<Mode, SampleFirstClamp>()
     ) {
-      const vp = same<Mode, SampleFirst>() ? vx : v128.load(p + i);
+      const vp = same<Mode, SampleFirst>() || same<Mode, SampleFirstClamp>()
+        ? vx
+        : v128.load(p + i);
       const vq = same<Mode, ModelFirst>() ? vx : v128.load(q + i);
       const ap = f32x4.mul(vca, vp);
       m0 = f32x4.div(f32x4.add(ap, f32x4.mul(vcb, vq)), vcd);
+      if (same<Mode, SampleFirstClamp>()) {
+        m0 = f32x4.div(f32x4.pmax(f32x4.pmin(m0, vhi), vlo), vsc);
+      }
     } else if (same<Mode, Ax>()) {
       m0 = f32x4.div(f32x4.mul(vca, v128.load(p + i)), vcd);
     } else if (same<Mode, Clamp>()) {
@@ -210,11 +231,17 @@ function pass<Order, Mode, Noisy>(): void {
     let m0: f32;
     if (
       same<Mode, Axpby>() || same<Mode, SampleFirst>() ||
-      same<Mode, ModelFirst>()
+      same<Mode, ModelFirst>() || same<Mode, SampleFirstClamp>()
     ) {
-      const sp = same<Mode, SampleFirst>() ? sx : load<f32>(p + i);
+      const sp = same<Mode, SampleFirst>() || same<Mode, SampleFirstClamp>()
+        ? sx
+        : load<f32>(p + i);
       const sq = same<Mode, ModelFirst>() ? sx : load<f32>(q + i);
       m0 = (ca * sp + cb * sq) / cd;
+      if (same<Mode, SampleFirstClamp>()) {
+        const upper = m0 > hi ? hi : m0;
+        m0 = (upper < lo ? lo : upper) / sc;
+      }
     } else if (same<Mode, Ax>()) {
       m0 = (ca * load<f32>(p + i)) / cd;
     } else if (same<Mode, Clamp>()) {
@@ -269,7 +296,7 @@ export function absOrderStat(
   scratch: usize,
 ): f32 {
   if (n >= SAMPLE << 3) {
-    const found = sampledOrderStat(x, n, k, wantNext, hist, scratch);
+    const found = sampledOrderStat<Stored>(x, 0, n, k, wantNext, hist, scratch);
     if (sampleHit) return found;
   }
   return histogramOrderStat(x, n, k, wantNext, hist, scratch);
@@ -278,8 +305,65 @@ export function absOrderStat(
 const SAMPLE: i32 = 1 << 12;
 let sampleHit = false;
 
-function sampledOrderStat(
+// The k-th smallest of |(ca·x + cb·q) / cd| over [0, n) (the sample-first conversion of the
+// parameter block's CA, CB, CD, computed on the fly as `sweep` computes it), by the sampled
+// bracket alone: NaN when any element is NaN, and also NaN with `lastHit()` false when the
+// bracket missed (the host then converts into memory and takes `absOrderStat`). `n` must be at
+// least 8 · 2^12.
+export function convertedOrderStat(
   x: usize,
+  q: usize,
+  n: i32,
+  k: i32,
+  wantNext: bool,
+  sample: usize,
+  scratch: usize,
+): f32 {
+  return sampledOrderStat<Converted>(x, q, n, k, wantNext, sample, scratch);
+}
+
+// Whether the last `convertedOrderStat` found its answer.
+export function lastHit(): bool {
+  return sampleHit;
+}
+
+// How the order statistics read element i (byte offset): |x| as stored (Stored) or
+// |(ca·x + cb·q) / cd| (Converted), as bits.
+type Stored = u8;
+type Converted = u16;
+
+// @ts-ignore: decorator
+function absVector<Conv>(x: usize, q: usize, i: usize): v128 {
+  const mask = i32x4.splat(ABS_MASK);
+  if (same<Conv, Converted>()) {
+    const ca = f32x4.splat(slot<f32>(CA));
+    const cb = f32x4.splat(slot<f32>(CB));
+    const cd = f32x4.splat(slot<f32>(CD));
+    const m = f32x4.div(
+      f32x4.add(
+        f32x4.mul(ca, v128.load(x + i)),
+        f32x4.mul(cb, v128.load(q + i)),
+      ),
+      cd,
+    );
+    return v128.and(m, mask);
+  }
+  return v128.and(v128.load(x + i), mask);
+}
+
+// @ts-ignore: decorator
+function absScalar<Conv>(x: usize, q: usize, i: usize): u32 {
+  if (same<Conv, Converted>()) {
+    const m: f32 = (slot<f32>(CA) * load<f32>(x + i) +
+      slot<f32>(CB) * load<f32>(q + i)) / slot<f32>(CD);
+    return reinterpret<u32>(m) & ABS_MASK;
+  }
+  return load<u32>(x + i) & ABS_MASK;
+}
+
+function sampledOrderStat<Conv>(
+  x: usize,
+  q: usize,
   n: i32,
   k: i32,
   wantNext: bool,
@@ -289,7 +373,7 @@ function sampledOrderStat(
   // The sample goes where the histogram lives (2^12 u32 either way), which is zeroed again after.
   const stride = (<usize> (n / SAMPLE)) << 2;
   for (let j = 0; j < SAMPLE; j++) {
-    const bits = load<u32>(x + stride * <usize> j) & ABS_MASK;
+    const bits = absScalar<Conv>(x, q, stride * <usize> j);
     store<u32>(sample + ((<usize> j) << 2), bits);
   }
   const estimate = <i32> ((<i64> k * SAMPLE) / n);
@@ -309,7 +393,6 @@ function sampledOrderStat(
 
   const end = (<usize> n) << 2;
   const vend = end & ~(<usize> 15);
-  const mask = i32x4.splat(ABS_MASK);
   const inf = i32x4.splat(INFINITY_BITS);
   const vlow = i32x4.splat(lowBits);
   const vhigh = i32x4.splat(highBits);
@@ -322,7 +405,7 @@ function sampledOrderStat(
     // above every bracket, is caught among the gathered.
     nanSeen = false;
     for (; i < vend; i += 16) {
-      const bits = v128.and(v128.load(x + i), mask);
+      const bits = absVector<Conv>(x, q, i);
       const under = i32x4.lt_s(bits, vlow);
       below = i32x4.sub(below, under);
       if (!i32x4.all_true(under)) m = gatherUpper(scratch, m, bits, lowBits);
@@ -330,7 +413,7 @@ function sampledOrderStat(
     if (nanSeen) nan = i32x4.splat(-1);
   } else {
     for (; i < vend; i += 16) {
-      const bits = v128.and(v128.load(x + i), mask);
+      const bits = absVector<Conv>(x, q, i);
       nan = v128.or(nan, i32x4.gt_s(bits, inf));
       const under = i32x4.lt_s(bits, vlow);
       below = i32x4.sub(below, under);
@@ -342,7 +425,7 @@ function sampledOrderStat(
     i32x4.extract_lane(below, 2) + i32x4.extract_lane(below, 3);
   let anyNaN = v128.any_true(nan);
   for (; i < end; i += 4) {
-    const bits = load<u32>(x + i) & ABS_MASK;
+    const bits = absScalar<Conv>(x, q, i);
     if (bits > INFINITY_BITS) anyNaN = true;
     if (bits < lowBits) belowCount++;
     m = gatherRange(scratch, m, bits, lowBits, highBits);

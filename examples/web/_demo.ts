@@ -96,7 +96,7 @@ export interface StepBackend<T> {
   release(x: T): void;
 }
 
-/** CPU tensors: the kernels chosen with `setTensorKernels` (the demo picks `WasmKernels`). */
+/** CPU tensors, on the default kernels (WebAssembly SIMD where the browser has it). */
 export const cpuBackend: StepBackend<Tensor> = {
   name: "WebAssembly",
   upload: (x) => x,

@@ -11,12 +11,11 @@
  */
 import * as ort from "npm:onnxruntime-web@1.30.0/wasm";
 import {
+  defaultKernels,
   DPMSolverMultistepInverseScheduler,
-  setTensorKernels,
   Tensor,
 } from "../../mod.ts";
 import { decodeNpy } from "../../npy.ts";
-import { WasmKernels } from "../../wasm.ts";
 import { requestWebGpuKernels } from "../../webgpu.ts";
 import {
   cpuBackend,
@@ -195,11 +194,14 @@ async function main() {
     $("backend").textContent =
       "Scheduler steps run on WebGPU (WebGpuKernels); the UNet runs in ONNX Runtime Web on WebAssembly.";
   } else {
-    setTensorKernels(new WasmKernels());
+    // CPU tensors run on the default kernels: WebAssembly SIMD where this browser compiles it.
+    const kernels = defaultKernels().name === "wasm"
+      ? "the WebAssembly kernels"
+      : "the TypeScript kernels (no WebAssembly SIMD here)";
     backend = cpuBackend as StepBackend<never>;
     $("backend").textContent = forceWasm
-      ? "Scheduler steps run on the WebAssembly kernels (asked with ?backend=wasm); the UNet runs in ONNX Runtime Web on WebAssembly."
-      : "No WebGPU adapter here: scheduler steps run on the WebAssembly kernels; the UNet runs in ONNX Runtime Web on WebAssembly.";
+      ? `Scheduler steps run on ${kernels} (asked with ?backend=wasm); the UNet runs in ONNX Runtime Web on WebAssembly.`
+      : `No WebGPU adapter here: scheduler steps run on ${kernels}; the UNet runs in ONNX Runtime Web on WebAssembly.`;
   }
   state.backend = backend.name;
   const ctx: DemoContext<never> = {

@@ -1,14 +1,21 @@
 /**
  * The CPU backend: the kernels as plain loops over strided `Float32Array` views, each operation
- * rounded with `Math.fround`. It is the default backend and the reference for the others.
+ * rounded with `Math.fround`. It is the fallback where WebAssembly SIMD is missing and the
+ * reference for the other backends. Contiguous operands take flat loops (one function per
+ * kernel, typed arrays and offsets as arguments, so that the JIT compiles each to a tight loop);
+ * strided views walk their innermost rows. A whole scheduler step is one fused pass
+ * (`convertAndUpdate`, `thresholdAndUpdate`), as in the other backends.
  *
  * @module
  */
+import { convertThenUpdate } from "../_convert.ts";
 import { f32, lerpF32, quantileRank } from "../_f32.ts";
 import { checkHistory, checkSameShape, forEachRow, sizeOf } from "../_shape.ts";
-import type { Kernels } from "../kernels.ts";
+import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
+
+const fround = Math.fround;
 
 function allContiguous(tensors: readonly Tensor[]): boolean {
   return tensors.every((t) => t.isContiguous());
@@ -52,6 +59,11 @@ export class CpuKernels implements Kernels<Tensor> {
 
   copy(out: Tensor, x: Tensor): void {
     checkSameShape("copy", out, x);
+    if (out.isContiguous() && x.isContiguous()) {
+      // TypedArray#set copies as if through a temporary where the two overlap.
+      out.data.set(x.data.subarray(x.offset, x.offset + x.size), out.offset);
+      return;
+    }
     const od = out.data;
     const xd = x.data;
     rows([out, x], (o, n, s) => {
@@ -72,6 +84,28 @@ export class CpuKernels implements Kernels<Tensor> {
     d: number,
   ): void {
     checkSameShape("axpbyDiv", out, x);
+    if (y !== null) checkSameShape("axpbyDiv", out, y);
+    if (
+      out.isContiguous() && x.isContiguous() && (y === null || y.isContiguous())
+    ) {
+      if (y === null) {
+        axFlat(out.data, out.offset, a, x.data, x.offset, d, out.size);
+      } else {
+        axpbyFlat(
+          out.data,
+          out.offset,
+          a,
+          x.data,
+          x.offset,
+          b,
+          y.data,
+          y.offset,
+          d,
+          out.size,
+        );
+      }
+      return;
+    }
     const od = out.data;
     const xd = x.data;
     if (y === null) {
@@ -108,6 +142,15 @@ export class CpuKernels implements Kernels<Tensor> {
     if (perItem === 0) return;
     if (this.#scratch.length < perItem) {
       this.#scratch = new Float32Array(perItem);
+    }
+    if (x.isContiguous()) {
+      const data = x.data;
+      for (let item = 0; item < batch; item++) {
+        const at = x.offset + item * perItem;
+        const s = this.#level(data, at, perItem, ratio, maxValue);
+        clampFlat(data, at, s, perItem);
+      }
+      return;
     }
     const scratch = this.#scratch;
     for (let item = 0; item < batch; item++) {
@@ -146,6 +189,40 @@ export class CpuKernels implements Kernels<Tensor> {
     checkSameShape("multistep", out, sample);
     checkHistory("multistep", out, history, c.order, c.order);
     if (noise) checkSameShape("multistep", out, noise);
+    if (
+      out.isContiguous() && sample.isContiguous() &&
+      history.every((h, k) => k >= c.order || h.isContiguous()) &&
+      (c.e === 0 || !noise || noise.isContiguous())
+    ) {
+      const h0 = history[0]!;
+      const h1 = c.order >= 2 ? history[1]! : h0;
+      const h2 = c.order >= 3 ? history[2]! : h0;
+      updateFlat(
+        c,
+        out.data,
+        out.offset,
+        sample.data,
+        sample.offset,
+        LOAD,
+        h0.data,
+        h0.offset,
+        h0.data,
+        h0.offset,
+        0,
+        0,
+        1,
+        h0.data,
+        h0.offset,
+        h1.data,
+        h1.offset,
+        h2.data,
+        h2.offset,
+        c.e !== 0 && noise ? noise.data : null,
+        noise ? noise.offset : 0,
+        out.size,
+      );
+      return;
+    }
     const { a, b } = c;
     const od = out.data;
     const xd = sample.data;
@@ -235,6 +312,175 @@ export class CpuKernels implements Kernels<Tensor> {
     });
     return sum;
   }
+
+  /**
+   * Model-output conversion into `converted` and the update into `out` in one pass over
+   * contiguous operands (see {@link Kernels.convertAndUpdate}); the separate kernels otherwise,
+   * or when `converted` shares memory with another operand. The same bits either way.
+   */
+  convertAndUpdate(
+    out: Tensor,
+    converted: Tensor,
+    sample: Tensor,
+    modelOutput: Tensor,
+    conversion: ModelOutputConversion,
+    history: readonly Tensor[],
+    c: MultistepCoefficients,
+    noise: Tensor | null,
+  ): void {
+    const order = c.order;
+    checkSameShape("convertAndUpdate", out, sample);
+    checkSameShape("convertAndUpdate", out, converted);
+    checkSameShape("convertAndUpdate", out, modelOutput);
+    checkHistory("convertAndUpdate", out, history, order - 1, order);
+    const withNoise = c.e !== 0 && noise !== null;
+    if (withNoise) checkSameShape("convertAndUpdate", out, noise);
+    const m1 = order >= 2 ? history[0]! : converted;
+    const m2 = order >= 3 ? history[1]! : converted;
+    if (
+      !(out.isContiguous() && converted.isContiguous() &&
+        sample.isContiguous() && modelOutput.isContiguous() &&
+        m1.isContiguous() && m2.isContiguous() &&
+        (!withNoise || noise.isContiguous())) ||
+      overlaps(converted, out) || overlaps(converted, sample) ||
+      overlaps(converted, modelOutput) ||
+      (order >= 2 && overlaps(converted, m1)) ||
+      (order >= 3 && overlaps(converted, m2)) ||
+      (withNoise && overlaps(converted, noise))
+    ) {
+      return convertThenUpdate(
+        this,
+        out,
+        converted,
+        sample,
+        modelOutput,
+        conversion,
+        history,
+        c,
+        noise,
+      );
+    }
+    const { form } = conversion;
+    const sampleFirst = form === "sample-first";
+    const [pt, qt] = sampleFirst
+      ? [sample, modelOutput]
+      : [modelOutput, sample];
+    updateFlat(
+      c,
+      out.data,
+      out.offset,
+      sample.data,
+      sample.offset,
+      form === "copy" ? COPY : AXPBY,
+      pt.data,
+      pt.offset,
+      qt.data,
+      qt.offset,
+      conversion.a,
+      conversion.b,
+      conversion.d,
+      converted.data,
+      converted.offset,
+      m1.data,
+      m1.offset,
+      m2.data,
+      m2.offset,
+      withNoise ? noise.data : null,
+      withNoise ? noise.offset : 0,
+      out.size,
+    );
+  }
+
+  /**
+   * Dynamic thresholding of `x0` with the clamp and divide fused into the update (see
+   * {@link Kernels.thresholdAndUpdate}): per item the quantile as {@link threshold} finds it,
+   * then one pass that writes the thresholded `x0` and the update. Contiguous operands only;
+   * the separate kernels otherwise. The same bits either way.
+   */
+  thresholdAndUpdate(
+    out: Tensor,
+    x0: Tensor,
+    sample: Tensor,
+    ratio: number,
+    maxValue: number,
+    history: readonly Tensor[],
+    c: MultistepCoefficients,
+    noise: Tensor | null,
+  ): void {
+    const order = c.order;
+    checkSameShape("thresholdAndUpdate", out, sample);
+    checkSameShape("thresholdAndUpdate", out, x0);
+    checkHistory("thresholdAndUpdate", out, history, order - 1, order);
+    const withNoise = c.e !== 0 && noise !== null;
+    if (withNoise) checkSameShape("thresholdAndUpdate", out, noise);
+    const m1 = order >= 2 ? history[0]! : x0;
+    const m2 = order >= 3 ? history[1]! : x0;
+    const batch = x0.shape.length === 0 ? 1 : x0.shape[0]!;
+    const perItem = batch === 0 ? 0 : x0.size / batch;
+    if (
+      perItem === 0 ||
+      !(out.isContiguous() && x0.isContiguous() && sample.isContiguous() &&
+        m1.isContiguous() && m2.isContiguous() &&
+        (!withNoise || noise.isContiguous())) ||
+      overlaps(x0, out) || overlaps(x0, sample) ||
+      (order >= 2 && overlaps(x0, m1)) || (order >= 3 && overlaps(x0, m2)) ||
+      (withNoise && overlaps(x0, noise))
+    ) {
+      this.threshold(x0, ratio, maxValue);
+      this.multistep(out, sample, [x0, ...history].slice(0, order), c, noise);
+      return;
+    }
+    const xd = x0.data;
+    for (let item = 0; item < batch; item++) {
+      const at = item * perItem;
+      const s = this.#level(xd, x0.offset + at, perItem, ratio, maxValue);
+      updateFlat(
+        c,
+        out.data,
+        out.offset + at,
+        sample.data,
+        sample.offset + at,
+        CLAMP,
+        xd,
+        x0.offset + at,
+        xd,
+        x0.offset + at,
+        s,
+        -s,
+        s,
+        xd,
+        x0.offset + at,
+        m1.data,
+        m1.offset + at,
+        m2.data,
+        m2.offset + at,
+        withNoise ? noise.data : null,
+        withNoise ? noise.offset + at : 0,
+        perItem,
+      );
+    }
+  }
+
+  // Dynamic thresholding's level of the contiguous item data[at:at + n]: the `ratio` quantile
+  // of |x| clamped to [1, maxValue] as torch.clamp does (NaN when the item holds a NaN).
+  #level(
+    data: Float32Array,
+    at: number,
+    n: number,
+    ratio: number,
+    maxValue: number,
+  ): number {
+    if (this.#scratch.length < n) this.#scratch = new Float32Array(n);
+    const scratch = this.#scratch;
+    let hasNaN = false;
+    for (let i = 0; i < n; i++) {
+      const v = Math.abs(data[at + i]!);
+      if (v !== v) hasNaN = true;
+      scratch[i] = v;
+    }
+    const level = hasNaN ? NaN : torchQuantile(scratch, n, ratio);
+    return level !== level ? NaN : Math.min(Math.max(level, 1), f32(maxValue));
+  }
 }
 
 /**
@@ -294,4 +540,450 @@ function swap(values: Float32Array, i: number, j: number): void {
   const t = values[i]!;
   values[i] = values[j]!;
   values[j] = t;
+}
+
+// ------------------------------------------------------------------ flat loops (contiguous)
+
+// How the fused loop gets `m0`: read from history (LOAD), converted `(ca·p + cb·q) / cd`
+// (AXPBY), copied from `p` (COPY), or clamped in place `clamp(p, cb, ca) / cd` (CLAMP); all but
+// LOAD store it to `conv`.
+const LOAD = 0;
+const AXPBY = 1;
+const COPY = 2;
+const CLAMP = 3;
+
+function axpbyFlat(
+  od: Float32Array,
+  po: number,
+  a: number,
+  xd: Float32Array,
+  px: number,
+  b: number,
+  yd: Float32Array,
+  py: number,
+  d: number,
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    od[po + i] = fround(fround(a * xd[px + i]!) + fround(b * yd[py + i]!)) / d;
+  }
+}
+
+function axFlat(
+  od: Float32Array,
+  po: number,
+  a: number,
+  xd: Float32Array,
+  px: number,
+  d: number,
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) od[po + i] = fround(a * xd[px + i]!) / d;
+}
+
+// `x = clamp(x, -s, s) / s` in place (NaN kept, as the comparisons leave it).
+function clampFlat(data: Float32Array, at: number, s: number, n: number): void {
+  for (let i = at, end = at + n; i < end; i++) {
+    const v = data[i]!;
+    data[i] = (v < -s ? -s : v > s ? s : v) / s;
+  }
+}
+
+// The multistep update of `multistep` over flat ranges, with `m0` obtained per `mode` (see
+// LOAD…CLAMP), then the noise term when `nd` is given. `m1`/`m2` are read at orders 2/3. One
+// loop per (order, how m0 is obtained), so that each compiles without branches.
+function updateFlat(
+  c: MultistepCoefficients,
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  mode: number,
+  pd: Float32Array,
+  pp: number,
+  qd: Float32Array,
+  pq: number,
+  ca: number,
+  cb: number,
+  cd: number,
+  convd: Float32Array,
+  pc: number,
+  m1d: Float32Array,
+  p1: number,
+  m2d: Float32Array,
+  p2: number,
+  nd: Float32Array | null,
+  pn: number,
+  n: number,
+): void {
+  const loops = mode === AXPBY
+    ? AXPBY_LOOPS
+    : mode === CLAMP
+    ? CLAMP_LOOPS
+    : READ_LOOPS;
+  loops[c.order - 1]!(
+    od,
+    po,
+    xd,
+    px,
+    pd,
+    pp,
+    qd,
+    pq,
+    ca,
+    cb,
+    cd,
+    convd,
+    pc,
+    mode === COPY,
+    m1d,
+    p1,
+    m2d,
+    p2,
+    c,
+    n,
+  );
+  if (nd !== null && c.e !== 0) {
+    const e = c.e;
+    for (let i = 0; i < n; i++) {
+      od[po + i] = od[po + i]! + fround(e * nd[pn + i]!);
+    }
+  }
+}
+
+function update1Axpby(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  qd: Float32Array,
+  pq: number,
+  ca: number,
+  cb: number,
+  cd: number,
+  convd: Float32Array,
+  pc: number,
+  _store: boolean,
+  _m1d: Float32Array,
+  _p1: number,
+  _m2d: Float32Array,
+  _p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b } = c;
+  for (let i = 0; i < n; i++) {
+    const m0 = fround(
+      fround(fround(ca * pd[pp + i]!) + fround(cb * qd[pq + i]!)) / cd,
+    );
+    const x = xd[px + i]!;
+    convd[pc + i] = m0;
+    od[po + i] = fround(a * x) + fround(b * m0);
+  }
+}
+
+function update2Axpby(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  qd: Float32Array,
+  pq: number,
+  ca: number,
+  cb: number,
+  cd: number,
+  convd: Float32Array,
+  pc: number,
+  _store: boolean,
+  m1d: Float32Array,
+  p1: number,
+  _m2d: Float32Array,
+  _p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b, c: cc, k0 } = c;
+  for (let i = 0; i < n; i++) {
+    const m0 = fround(
+      fround(fround(ca * pd[pp + i]!) + fround(cb * qd[pq + i]!)) / cd,
+    );
+    const x = xd[px + i]!;
+    const d1 = fround(k0 * fround(m0 - m1d[p1 + i]!));
+    convd[pc + i] = m0;
+    od[po + i] = fround(fround(a * x) + fround(b * m0)) + fround(cc * d1);
+  }
+}
+
+function update3Axpby(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  qd: Float32Array,
+  pq: number,
+  ca: number,
+  cb: number,
+  cd: number,
+  convd: Float32Array,
+  pc: number,
+  _store: boolean,
+  m1d: Float32Array,
+  p1: number,
+  m2d: Float32Array,
+  p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b, c: cc, d, k0, k1, q, k2 } = c;
+  for (let i = 0; i < n; i++) {
+    const m0 = fround(
+      fround(fround(ca * pd[pp + i]!) + fround(cb * qd[pq + i]!)) / cd,
+    );
+    const x = xd[px + i]!;
+    const m1 = m1d[p1 + i]!;
+    const d10 = fround(k0 * fround(m0 - m1));
+    const d11 = fround(k1 * fround(m1 - m2d[p2 + i]!));
+    const diff = fround(d10 - d11);
+    const d1 = fround(d10 + fround(q * diff));
+    const d2 = fround(k2 * diff);
+    convd[pc + i] = m0;
+    od[po + i] =
+      fround(fround(fround(a * x) + fround(b * m0)) + fround(cc * d1)) +
+      fround(d * d2);
+  }
+}
+
+function update1Read(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  _qd: Float32Array,
+  _pq: number,
+  _ca: number,
+  _cb: number,
+  _cd: number,
+  convd: Float32Array,
+  pc: number,
+  store: boolean,
+  _m1d: Float32Array,
+  _p1: number,
+  _m2d: Float32Array,
+  _p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b } = c;
+  for (let i = 0; i < n; i++) {
+    const m0 = pd[pp + i]!;
+    const x = xd[px + i]!;
+    if (store) convd[pc + i] = m0;
+    od[po + i] = fround(a * x) + fround(b * m0);
+  }
+}
+
+function update2Read(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  _qd: Float32Array,
+  _pq: number,
+  _ca: number,
+  _cb: number,
+  _cd: number,
+  convd: Float32Array,
+  pc: number,
+  store: boolean,
+  m1d: Float32Array,
+  p1: number,
+  _m2d: Float32Array,
+  _p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b, c: cc, k0 } = c;
+  for (let i = 0; i < n; i++) {
+    const m0 = pd[pp + i]!;
+    const x = xd[px + i]!;
+    const d1 = fround(k0 * fround(m0 - m1d[p1 + i]!));
+    if (store) convd[pc + i] = m0;
+    od[po + i] = fround(fround(a * x) + fround(b * m0)) + fround(cc * d1);
+  }
+}
+
+function update3Read(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  _qd: Float32Array,
+  _pq: number,
+  _ca: number,
+  _cb: number,
+  _cd: number,
+  convd: Float32Array,
+  pc: number,
+  store: boolean,
+  m1d: Float32Array,
+  p1: number,
+  m2d: Float32Array,
+  p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b, c: cc, d, k0, k1, q, k2 } = c;
+  for (let i = 0; i < n; i++) {
+    const m0 = pd[pp + i]!;
+    const x = xd[px + i]!;
+    const m1 = m1d[p1 + i]!;
+    const d10 = fround(k0 * fround(m0 - m1));
+    const d11 = fround(k1 * fround(m1 - m2d[p2 + i]!));
+    const diff = fround(d10 - d11);
+    const d1 = fround(d10 + fround(q * diff));
+    const d2 = fround(k2 * diff);
+    if (store) convd[pc + i] = m0;
+    od[po + i] =
+      fround(fround(fround(a * x) + fround(b * m0)) + fround(cc * d1)) +
+      fround(d * d2);
+  }
+}
+
+function update1Clamp(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  _qd: Float32Array,
+  _pq: number,
+  ca: number,
+  cb: number,
+  cd: number,
+  convd: Float32Array,
+  pc: number,
+  _store: boolean,
+  _m1d: Float32Array,
+  _p1: number,
+  _m2d: Float32Array,
+  _p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b } = c;
+  for (let i = 0; i < n; i++) {
+    const v = pd[pp + i]!;
+    const m0 = fround((v < cb ? cb : v > ca ? ca : v) / cd);
+    const x = xd[px + i]!;
+    convd[pc + i] = m0;
+    od[po + i] = fround(a * x) + fround(b * m0);
+  }
+}
+
+function update2Clamp(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  _qd: Float32Array,
+  _pq: number,
+  ca: number,
+  cb: number,
+  cd: number,
+  convd: Float32Array,
+  pc: number,
+  _store: boolean,
+  m1d: Float32Array,
+  p1: number,
+  _m2d: Float32Array,
+  _p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b, c: cc, k0 } = c;
+  for (let i = 0; i < n; i++) {
+    const v = pd[pp + i]!;
+    const m0 = fround((v < cb ? cb : v > ca ? ca : v) / cd);
+    const x = xd[px + i]!;
+    const d1 = fround(k0 * fround(m0 - m1d[p1 + i]!));
+    convd[pc + i] = m0;
+    od[po + i] = fround(fround(a * x) + fround(b * m0)) + fround(cc * d1);
+  }
+}
+
+function update3Clamp(
+  od: Float32Array,
+  po: number,
+  xd: Float32Array,
+  px: number,
+  pd: Float32Array,
+  pp: number,
+  _qd: Float32Array,
+  _pq: number,
+  ca: number,
+  cb: number,
+  cd: number,
+  convd: Float32Array,
+  pc: number,
+  _store: boolean,
+  m1d: Float32Array,
+  p1: number,
+  m2d: Float32Array,
+  p2: number,
+  c: MultistepCoefficients,
+  n: number,
+): void {
+  const { a, b, c: cc, d, k0, k1, q, k2 } = c;
+  for (let i = 0; i < n; i++) {
+    const v = pd[pp + i]!;
+    const m0 = fround((v < cb ? cb : v > ca ? ca : v) / cd);
+    const x = xd[px + i]!;
+    const m1 = m1d[p1 + i]!;
+    const d10 = fround(k0 * fround(m0 - m1));
+    const d11 = fround(k1 * fround(m1 - m2d[p2 + i]!));
+    const diff = fround(d10 - d11);
+    const d1 = fround(d10 + fround(q * diff));
+    const d2 = fround(k2 * diff);
+    convd[pc + i] = m0;
+    od[po + i] =
+      fround(fround(fround(a * x) + fround(b * m0)) + fround(cc * d1)) +
+      fround(d * d2);
+  }
+}
+
+const AXPBY_LOOPS = [update1Axpby, update2Axpby, update3Axpby];
+const READ_LOOPS = [update1Read, update2Read, update3Read];
+const CLAMP_LOOPS = [update1Clamp, update2Clamp, update3Clamp];
+
+// Whether two tensors may share memory (conservatively, for views that are not contiguous).
+function overlaps(a: Tensor, b: Tensor): boolean {
+  if (a.data.buffer !== b.data.buffer || a.size === 0 || b.size === 0) {
+    return false;
+  }
+  const [aStart, aEnd] = extent(a);
+  const [bStart, bEnd] = extent(b);
+  return aStart < bEnd && bStart < aEnd;
+}
+
+function extent(t: Tensor): [number, number] {
+  if (t.isContiguous()) {
+    const start = t.data.byteOffset + 4 * t.offset;
+    return [start, start + 4 * t.size];
+  }
+  return [t.data.byteOffset, t.data.byteOffset + t.data.byteLength];
 }

@@ -4,13 +4,15 @@
  * in the same order, so the results equal the TypeScript kernels bit for bit. Dynamic
  * thresholding finds torch's quantile with a radix histogram and a selection, not a sort.
  *
- * Tensors from {@link WasmKernels.empty} live in the module's memory and are read in place; any
- * other tensor is copied in (and a result copied out) per call. Opt in with
- * `setTensorKernels(new WasmKernels())`.
+ * It is the default for CPU tensors where the runtime has WebAssembly SIMD (see
+ * `defaultKernels`). Tensors from {@link WasmKernels.empty} live in the module's memory and are
+ * read in place; any other tensor is copied into a reused staging area (and a result copied out)
+ * per call. Schedulers keep their model-output history in the memory and return results in
+ * ordinary JavaScript memory, so the memory stops growing after the first steps of a loop.
  *
  * @module
  */
-import { convertThenUpdate } from "../_convert.ts";
+import { convertModelOutput, convertThenUpdate } from "../_convert.ts";
 import { f32, lerpF32, quantileRank } from "../_f32.ts";
 import { checkHistory, checkSameShape, sizeOf } from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
@@ -53,6 +55,16 @@ type Exports = {
     scratch: number,
   ): number;
   nextStat(): number;
+  convertedOrderStat(
+    x: number,
+    q: number,
+    n: number,
+    k: number,
+    wantNext: number,
+    hist: number,
+    scratch: number,
+  ): number;
+  lastHit(): number;
   streamFloor(
     out: number,
     converted: number,
@@ -82,6 +94,7 @@ const MODE = {
   copy: 4,
   clamp: 5,
   load: 6,
+  sampleFirstClamp: 7,
 } as const;
 const SLOT = {
   out: 0,
@@ -105,19 +118,59 @@ const SLOT = {
   qq: 18,
   k2: 19,
   e: 20,
+  lo: 21,
+  hi: 22,
+  s: 23,
 } as const;
 const PARAM_WORDS = 24;
+// The smallest item the sampled quantile takes (wasm/kernels.ts: 8 · 2^12).
+const SAMPLED_MIN = 8 << 12;
 
-let compiled: WebAssembly.Module | undefined;
+// The compiled module: undefined before the first try, null where the runtime cannot run it
+// synchronously (no WebAssembly, no SIMD, or a browser's main thread refusing to compile a
+// module over 4 KB synchronously; there it is compiled in the background and set when ready).
+let compiled: WebAssembly.Module | null | undefined;
+
+function moduleBytes(): Uint8Array<ArrayBuffer> {
+  const binary = atob(KERNELS_WASM_BASE64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function tryCompile(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  compiled = null;
+  if (typeof WebAssembly !== "object") return null;
+  const bytes = moduleBytes();
+  // Feature detection: the module validates only where SIMD (and the rest it uses) exists.
+  if (!WebAssembly.validate(bytes)) return null;
+  try {
+    compiled = new WebAssembly.Module(bytes);
+    return compiled;
+  } catch {
+    // A browser's main thread: compile in the background, usable from the next call on.
+    WebAssembly.compile(bytes).then((module) => {
+      try {
+        // Instantiating may be refused synchronously too; then stay with the fallback.
+        new WebAssembly.Instance(module, {
+          env: { memory: new WebAssembly.Memory({ initial: 2 }) },
+        });
+        compiled = module;
+      } catch { /* the TypeScript kernels remain the default */ }
+    }, () => {});
+    return null;
+  }
+}
 
 function kernelsModule(): WebAssembly.Module {
-  if (!compiled) {
-    const binary = atob(KERNELS_WASM_BASE64);
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    compiled = new WebAssembly.Module(bytes);
+  const module = tryCompile();
+  if (module === null) {
+    throw new TypeError(
+      "Cannot create WasmKernels as this runtime cannot compile WebAssembly SIMD synchronously: use cpuKernels (WasmKernels.supported() tells)",
+    );
   }
-  return compiled;
+  return module;
 }
 
 function resizableSupported(): boolean {
@@ -199,30 +252,26 @@ function extent(t: Tensor): [number, number] {
  * `WebAssembly.Memory`; tensors from {@link WasmKernels.empty} live in it and their memory is
  * reused once they are garbage-collected (keep the tensor, not only a `subarray` of its `data`).
  *
- * @example Step with the SIMD kernels, allocation-free
+ * @example The resident fast path: samples in the module's memory, stepped with `out`
  * ```ts
- * import { DPMSolverMultistepInverseScheduler, setTensorKernels, Tensor } from "@dpmsolver/scheduler";
+ * import { DPMSolverMultistepInverseScheduler, Tensor } from "@dpmsolver/scheduler";
  * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
  * import assert from "node:assert/strict";
  *
  * const wasm = new WasmKernels();
- * const previous = setTensorKernels(wasm);
- * try {
- *   const scheduler = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
- *   scheduler.setTimesteps(10);
- *   // Samples in the module's memory are read and written in place.
- *   let sample = wasm.empty([1, 4, 8, 8]);
- *   wasm.copy(sample, Tensor.from(Array.from({ length: 256 }, (_, i) => Math.sin(i)), [1, 4, 8, 8]));
- *   let spare = wasm.empty(sample.shape);
- *   for (const t of scheduler.timesteps) {
- *     const noisePrediction = new Tensor(sample.toFloat32Array().map((x) => 0.5 * x), sample.shape);
- *     const next = scheduler.step(noisePrediction, t, sample, { out: spare }).prevSample;
- *     [sample, spare] = [next, sample];
- *   }
- *   assert.ok(sample.toFloat32Array().every(Number.isFinite));
- * } finally {
- *   setTensorKernels(previous);
+ * const scheduler = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
+ * scheduler.kernels = wasm; // this scheduler only (the default is a shared instance)
+ * scheduler.setTimesteps(10);
+ * // Samples in the module's memory are read and written in place, allocation-free.
+ * let sample = wasm.empty([1, 4, 8, 8]);
+ * wasm.copy(sample, Tensor.from(Array.from({ length: 256 }, (_, i) => Math.sin(i)), [1, 4, 8, 8]));
+ * let spare = wasm.empty(sample.shape);
+ * for (const t of scheduler.timesteps) {
+ *   const noisePrediction = new Tensor(sample.toFloat32Array().map((x) => 0.5 * x), sample.shape);
+ *   const next = scheduler.step(noisePrediction, t, sample, { out: spare }).prevSample;
+ *   [sample, spare] = [next, sample];
  * }
+ * assert.ok(sample.toFloat32Array().every(Number.isFinite));
  * ```
  */
 export class WasmKernels implements Kernels<Tensor> {
@@ -256,6 +305,8 @@ export class WasmKernels implements Kernels<Tensor> {
   // pointers: one lookup per operand in a step, where the typed array's `byteOffset` (over a
   // resizable buffer) is a builtin call.
   readonly #allocated = new WeakMap<Tensor, number>();
+  // The operands of a call being staged (reused).
+  readonly #operands: (Tensor | null)[] = [];
 
   /**
    * Instantiates the module (synchronously; it is about 15 KB).
@@ -279,6 +330,22 @@ export class WasmKernels implements Kernels<Tensor> {
     this.#buffer = this.#memory.buffer as ArrayBuffer;
     this.#heap = new Float32Array(this.#buffer);
     [this.#paramWords, this.#paramFloats] = this.#paramViews();
+  }
+
+  /**
+   * Whether `new WasmKernels()` works here: the runtime has WebAssembly SIMD and compiles the
+   * embedded module synchronously (Deno, Node, browsers' workers). On a browser's main thread
+   * the first call starts a background compilation and returns `false` until it is done.
+   *
+   * @example
+   * ```ts
+   * import { WasmKernels } from "@dpmsolver/scheduler/wasm";
+   * import assert from "node:assert/strict";
+   * assert.equal(WasmKernels.supported(), true); // in Deno
+   * ```
+   */
+  static supported(): boolean {
+    return tryCompile() !== null;
   }
 
   /** Bytes of WebAssembly memory in use or reserved by this instance (it never shrinks). */
@@ -555,6 +622,114 @@ export class WasmKernels implements Kernels<Tensor> {
   }
 
   /**
+   * A thresholded step in two passes over memory: the sample-first model-output conversion
+   * `x0 = (a·sample + b·modelOutput) / d` is computed on the fly while the quantile of |x0| is
+   * found (per item of dimension 0), then a second pass converts again, clamps and divides,
+   * stores `converted` and writes the update. The same bits as `axpbyDiv(converted, a, sample,
+   * b, modelOutput, d)` then {@link thresholdAndUpdate}, which it takes instead for other
+   * conversions, small items (under 32,768 elements), operands that share memory with
+   * `converted`, or coefficients that are not float32 values. Called by the schedulers for
+   * DPM-Solver++ with thresholding; not part of the kernel interface.
+   */
+  convertThresholdAndUpdate(
+    out: Tensor,
+    converted: Tensor,
+    sample: Tensor,
+    modelOutput: Tensor,
+    conversion: ModelOutputConversion,
+    ratio: number,
+    maxValue: number,
+    history: readonly Tensor[],
+    c: MultistepCoefficients,
+    noise: Tensor | null,
+  ): void {
+    const order = c.order;
+    checkSameShape("convertThresholdAndUpdate", out, sample);
+    checkSameShape("convertThresholdAndUpdate", out, converted);
+    checkSameShape("convertThresholdAndUpdate", out, modelOutput);
+    checkHistory("convertThresholdAndUpdate", out, history, order - 1, order);
+    const withNoise = c.e !== 0 && noise !== null;
+    if (withNoise) checkSameShape("convertThresholdAndUpdate", out, noise);
+    const m1 = order >= 2 ? history[0]! : null;
+    const m2 = order >= 3 ? history[1]! : null;
+    const quantile = quantileRanks(converted, ratio);
+    const { a, b, d } = conversion;
+    if (
+      conversion.form !== "sample-first" || quantile === null ||
+      quantile.perItem < SAMPLED_MIN || !(isF32(a) && isF32(b) && isF32(d)) ||
+      !coefficientsF32(c, withNoise) ||
+      overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
+      (withNoise && overlaps(converted, noise))
+    ) {
+      convertModelOutput(this, converted, sample, modelOutput, conversion);
+      this.thresholdAndUpdate(
+        out,
+        converted,
+        sample,
+        ratio,
+        maxValue,
+        history,
+        c,
+        noise,
+      );
+      return;
+    }
+    const { batch, perItem, below, weight } = quantile;
+    const [po, pc, px, pm, p1, p2, pn] = this.#stage(
+      [out, converted],
+      false,
+      [sample, modelOutput, m1, m2, withNoise ? noise : null],
+      perItem * 4,
+    ) as [number, number, number, number, number, number, number];
+    const ex = this.#exports;
+    const interpolate = weight !== 0;
+    this.#setUpdate(c, withNoise);
+    for (let item = 0; item < batch; item++) {
+      const at = item * perItem * 4;
+      this.#setConversion(a, b, d);
+      const low = ex.convertedOrderStat(
+        px + at,
+        pm + at,
+        perItem,
+        below,
+        interpolate ? 1 : 0,
+        this.#histogram(),
+        this.#extra,
+      );
+      let s: number;
+      if (ex.lastHit()) {
+        s = low !== low ? NaN : Math.min(
+          Math.max(lerpF32(low, interpolate ? ex.nextStat() : low, weight), 1),
+          f32(maxValue),
+        );
+      } else {
+        // The sampled bracket missed: convert into memory and take the histogram's way.
+        this.#setOperands(0, pc + at, 0, px + at, pm + at, 0, 0, 0, perItem);
+        ex.sweep(0, MODE.axpby, 0);
+        s = this.#thresholdLevel(pc + at, quantile, maxValue);
+      }
+      this.#setOperands(
+        po + at,
+        pc + at,
+        px + at,
+        px + at,
+        pm + at,
+        m1 === null ? 0 : p1 + at,
+        m2 === null ? 0 : p2 + at,
+        withNoise ? pn + at : 0,
+        perItem,
+      );
+      const floats = this.#paramFloats;
+      floats[SLOT.lo] = -s;
+      floats[SLOT.hi] = s;
+      floats[SLOT.s] = s;
+      ex.sweep(order, MODE.sampleFirstClamp, withNoise ? 1 : 0);
+    }
+    this.#unstage(out, po);
+    this.#unstage(converted, pc);
+  }
+
+  /**
    * The benchmark floor (see `bench/cpu_bench.ts`): one SIMD streaming pass that reads the
    * sample, the model output and `history` (1 or 2) earlier outputs, and writes the converted
    * output and the result, as a fused step would. All tensors must be resident, with a size
@@ -733,9 +908,11 @@ export class WasmKernels implements Kernels<Tensor> {
   }
 
   // Where each operand lives for a call: resident tensors in place, others copied into the
-  // staging area, one slot per operand (the outputs' slots are loaded only when `readOut`).
-  // Returns byte pointers: the outputs' first, then each input's (0 for a null input).
-  // `extraBytes` reserves scratch after the slots.
+  // staging area, one slot per operand that is not resident (the outputs' slots are loaded only
+  // when `readOut`). Returns byte pointers: the outputs' first, then each input's (0 for a null
+  // input). `extraBytes` reserves scratch after the slots. The staging area is one block of the
+  // memory, grown to the largest call seen and reused, so a loop of calls on tensors outside
+  // the memory (or results in ordinary JavaScript memory) leaves the memory's size unchanged.
   #stage(
     outs: Tensor | readonly Tensor[],
     readOut: boolean,
@@ -744,7 +921,17 @@ export class WasmKernels implements Kernels<Tensor> {
   ): number[] {
     const outputs = outs instanceof Tensor ? [outs] : outs;
     const slotBytes = roundUp(outputs[0]!.size * 4);
-    const slots = outputs.length + inputs.length;
+    const all = this.#operands;
+    all.length = 0;
+    for (const t of outputs) all.push(t);
+    for (const t of inputs) all.push(t);
+    const pointers: number[] = [];
+    let slots = 0;
+    for (const t of all) {
+      const at = t === null ? 0 : this.#residentAt(t);
+      pointers.push(at);
+      if (at < 0) slots++;
+    }
     const needed = slotBytes * slots + roundUp(extraBytes);
     if (this.#scratch.bytes < needed) {
       if (this.#scratch.bytes > 0) {
@@ -752,23 +939,17 @@ export class WasmKernels implements Kernels<Tensor> {
       }
       this.#scratch = { pointer: this.#allocate(needed), bytes: needed };
     }
-    const base = this.#scratch.pointer;
-    this.#extra = base + slotBytes * slots;
-    const pointers: number[] = [];
-    for (let i = 0; i < slots; i++) {
-      const output = i < outputs.length;
-      const t = output ? outputs[i]! : inputs[i - outputs.length] ?? null;
-      const slot = base + slotBytes * i;
-      pointers.push(
-        t === null
-          ? 0
-          : this.isResident(t)
-          ? this.#pointer(t)
-          : output && !readOut
-          ? slot
-          : this.#stageInto(t, slot),
-      );
+    let slot = this.#scratch.pointer;
+    for (let i = 0; i < all.length; i++) {
+      if (pointers[i]! >= 0) continue;
+      const t = all[i]!;
+      pointers[i] = i < outputs.length && !readOut
+        ? slot
+        : this.#stageInto(t, slot);
+      slot += slotBytes;
     }
+    this.#extra = slot;
+    all.length = 0;
     return pointers;
   }
 
