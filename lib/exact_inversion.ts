@@ -3,9 +3,10 @@
  * `generate` (same forward scheduler, same steps, conditioning and guidance) gives back the clean
  * sample to float32 precision. Each forward step is an implicit equation in the noisier sample,
  * solved by a fixed point preconditioned with the step's linear part and Anderson-mixed per batch
- * item; sweeps over the trajectory then make every multistep step consistent with the history
- * its noisier neighbours produce, the history itself Anderson-mixed from sweep to sweep. Used
- * through `invert(…, { exact: { forward } })`; see `docs/exact_inversion.md`.
+ * item; sweeps over the whole trajectory (one model call per step, a Gauss–Seidel pass of the
+ * preconditioned step updates, Anderson-mixed per item over all steps at once) then make every
+ * multistep step consistent with the history its noisier neighbours produce. Used through
+ * `invert(…, { exact: { forward } })`; see `docs/exact_inversion.md`.
  *
  * @module
  */
@@ -32,14 +33,20 @@ export interface ExactInversionOptions {
    * @default {1e-6}
    */
   tolerance?: number;
-  /** Model calls one implicit step solve may spend (per sweep). @default {50} */
+  /**
+   * Model calls one implicit step solve of the first pass may spend (for a multistep solver, at
+   * most 3: its history is still a guess there). @default {50}
+   */
   maxIterations?: number;
-  /** Anderson mixing depth: previous iterates the update combines (0: plain fixed point). @default {5} */
+  /**
+   * Anderson mixing depth of a step solve: previous iterates the update combines (0: plain fixed
+   * point); the sweeps over the whole trajectory mix twice as many. @default {5}
+   */
   andersonDepth?: number;
   /**
-   * Rounds over the whole trajectory after the first pass (each costs one model call per step),
+   * Sweeps over the whole trajectory after the first pass (each costs one model call per step),
    * to make the multistep history consistent and finish the steps the first pass left.
-   * @default {12}
+   * @default {50}
    */
   maxSweeps?: number;
   /**
@@ -86,6 +93,9 @@ export interface ExactInversionResult extends InversionResult {
   /** Rounds over the whole trajectory after the first pass. */
   sweeps: number;
 }
+
+// Model calls per step of the first pass of a multistep solver, whose history is a guess.
+const FIRST_PASS_ITERATIONS = 3;
 
 // Config keys that must agree between the inverse and the forward scheduler.
 const SHARED_KEYS = [
@@ -198,7 +208,7 @@ export async function invertExact(
   const tolerance = exact.tolerance ?? 1e-6;
   const maxIterations = exact.maxIterations ?? 50;
   const depth = exact.andersonDepth ?? 5;
-  const maxSweeps = exact.maxSweeps ?? 12;
+  const maxSweeps = exact.maxSweeps ?? 50;
   const maxModelCalls = exact.maxModelCalls ?? Infinity;
   if (!(maxModelCalls >= 1)) {
     throw new RangeError(
@@ -347,55 +357,28 @@ class ExactSolver {
       this.#k.axpbyDiv(guess, 1, y, -1, x, -this.#precondition[i]!);
       this.#k.axpbyDiv(guess, 1, x, 1, guess, 1);
       x = guess;
-      await this.#solve(i, x, null, history);
+      // With a multistep history still guessed, a rough solve is enough: the sweeps finish it.
+      await this.#solve(
+        i,
+        x,
+        null,
+        history,
+        this.#readsHistory(i)
+          ? Math.min(FIRST_PASS_ITERATIONS, this.#s.maxIterations)
+          : this.#s.maxIterations,
+      );
     }
-    // Sweeps over the trajectory, clean → noisy, a fixed-point iteration on the history: every
-    // step re-checked against the history H (cached outputs, no model call) and re-solved where
-    // off tolerance, from its best iterate so far (for a first-order solver, whose steps have no
-    // history, a restart of the steps that did not converge), giving the conversions S(H) of the
-    // solved samples; H is then Anderson-mixed per item from S(H) − H.
-    const count = n - start;
-    const B = this.#batch;
-    const k = this.#k;
-    const list = () =>
-      Array.from({ length: count }, () => k.empty(this.#shape));
-    let h = list();
-    let next = list();
-    const g = list();
-    for (let j = 0; j < count; j++) k.copy(h[j]!, this.#m[start + j]!);
-    const outer = new AndersonMixer(k, this.#shape, count, this.#s.depth);
-    const active = new Uint8Array(B);
+    // Sweeps over the whole trajectory x[start..n − 1]: one model call per step at the current
+    // iterate, then one Gauss–Seidel pass clean → noisy of the preconditioned step updates with
+    // those outputs (x[i] moves by −(F_i(x) − x[i + 1]_new) / L_i, so a correction of a cleaner
+    // sample reaches the noisier ones in the same pass), the whole map Anderson-mixed per item.
     let sweeps = 0;
     let residuals = await this.#residuals();
-    while (
-      sweeps < maxSweeps && this.#calls < this.#s.maxModelCalls &&
+    if (
+      maxSweeps > 0 && this.#calls < this.#s.maxModelCalls &&
       residuals.some((r) => !(r <= tolerance))
     ) {
-      const worst = await this.#itemWorst();
-      for (let b = 0; b < B; b++) active[b] = worst[b]! <= tolerance ? 0 : 1;
-      if (sweeps > 0) {
-        for (let j = 0; j < count; j++) {
-          k.axpbyDiv(g[j]!, 1, this.#m[start + j]!, -1, h[j]!, 1);
-        }
-        await outer.next(h, g, next, active);
-        [h, next] = [next, h];
-      }
-      sweeps++;
-      this.#sweep = sweeps;
-      for (let i = n - 1; i >= start; i--) {
-        const history: (Tensor | null)[] = [];
-        for (let o = 1; o < this.#forward.config.solver_order; o++) {
-          history.push(i - o >= start ? h[i - o - start]! : null);
-        }
-        const itemResiduals = await this.#itemResiduals(
-          i,
-          this.#x[i]!,
-          this.#e[i]!,
-          history,
-        );
-        if (Math.max(...itemResiduals.residuals) <= tolerance) continue;
-        await this.#solve(i, this.#x[i]!, this.#e[i]!, history);
-      }
+      sweeps = await this.#sweeps(maxSweeps);
       residuals = await this.#residuals();
     }
     return {
@@ -410,21 +393,111 @@ class ExactSolver {
     };
   }
 
-  // Per item, the worst step residual with the current (actual) history.
-  async #itemWorst(): Promise<Float64Array> {
-    const worst = new Float64Array(this.#batch);
-    for (let i = this.#n - 1; i >= this.#s.start; i--) {
-      const { residuals } = await this.#itemResiduals(
-        i,
-        this.#x[i]!,
-        this.#e[i]!,
-        this.#knownHistory(i),
-      );
-      residuals.forEach((r, b) => {
-        if (!(r <= worst[b]!)) worst[b] = r;
-      });
+  // The sweeps of `run`: Anderson mixing (per item, over the whole trajectory) of the map
+  // x ↦ x + f, f[i] = −(r[i] − f[i + 1]) / L_i with r[i] = F_i(x) − x[i + 1] at the model outputs
+  // of x, keeping per item the trajectory of least worst residual. Returns the sweeps made.
+  async #sweeps(maxSweeps: number): Promise<number> {
+    const n = this.#n;
+    const { start, tolerance, depth } = this.#s;
+    const count = n - start;
+    const B = this.#batch;
+    const k = this.#k;
+    const shape = this.#shape;
+    const list = () => Array.from({ length: count }, () => k.empty(shape));
+    let x = list();
+    let next = list();
+    const f = list();
+    const e: Tensor[] = [];
+    const m = list();
+    const best = { x: list(), e: list(), m: list() };
+    const bestResidual = new Float64Array(B).fill(Infinity);
+    for (let j = 0; j < count; j++) {
+      k.copy(x[j]!, this.#x[start + j]!);
+      e.push(this.#e[start + j]!);
     }
-    return worst;
+    const mixer = new AndersonMixer(k, shape, count, 2 * depth);
+    const active = new Uint8Array(B);
+    const y = k.empty(shape);
+    const r = k.empty(shape);
+    const scratch = k.empty(shape);
+    let sweeps = 0;
+    while (true) {
+      // Conversions of the outputs (the conversion does not read the history).
+      for (let j = 0; j < count; j++) {
+        this.#stepInto(start + j, x[j]!, e[j]!, [x[j]!, x[j]!], y, m[j]!);
+      }
+      // Residuals per item; the best trajectory per item.
+      const worst = new Float64Array(B);
+      for (let j = count - 1; j >= 0; j--) {
+        const i = start + j;
+        const target = j + 1 < count ? x[j + 1]! : this.#x[n]!;
+        this.#stepInto(i, x[j]!, e[j]!, this.#sweepHistory(j, m), y, scratch);
+        k.axpbyDiv(r, 1, y, -1, target, 1);
+        let stepResidual = 0;
+        for (let b = 0; b < B; b++) {
+          const scale = Math.max(1, await k.maxAbs!(target.slice(0, b, b + 1)));
+          const res = (await k.maxAbs!(r.slice(0, b, b + 1))) / scale;
+          if (!(res <= worst[b]!)) worst[b] = res;
+          if (!(res <= stepResidual)) stepResidual = res;
+        }
+        if (sweeps > 0) {
+          this.#s.onIteration?.({
+            sweep: sweeps,
+            step: n - 1 - i,
+            iteration: 1,
+            residual: stepResidual,
+            modelCalls: this.#calls,
+          });
+        }
+        // Elimination clean → noisy: f[j] = u_j = (u_{j + 1} − r) / d_j.
+        // f[j] = −(r − f[j + 1]) / L_i.
+        if (j + 1 < count) k.axpbyDiv(r, 1, r, -1, f[j + 1]!, 1);
+        k.axpbyDiv(f[j]!, -1, r, 0, null, this.#precondition[i]!);
+      }
+      let unsolved = 0;
+      for (let b = 0; b < B; b++) {
+        if (!(worst[b]! >= bestResidual[b]!)) {
+          bestResidual[b] = worst[b]!;
+          for (const [to, from] of [[best.x, x], [best.e, e], [best.m, m]]) {
+            for (let j = 0; j < count; j++) {
+              k.copy(to[j]!.slice(0, b, b + 1), from[j]!.slice(0, b, b + 1));
+            }
+          }
+        }
+        if (worst[b]! > 10 * bestResidual[b]!) mixer.restart(b);
+        active[b] = worst[b]! <= tolerance ? 0 : 1;
+        if (!(bestResidual[b]! <= tolerance)) unsolved++;
+      }
+      if (
+        unsolved === 0 || sweeps >= maxSweeps ||
+        this.#calls + count > this.#s.maxModelCalls
+      ) break;
+      await mixer.next(x, f, next, active);
+      [x, next] = [next, x];
+      sweeps++;
+      this.#sweep = sweeps;
+      for (let j = count - 1; j >= 0; j--) {
+        e[j] = await this.#call(x[j]!, this.#forward.timesteps[start + j]!);
+      }
+      for (let b = 0; b < B; b++) {
+        if (!(bestResidual[b]! <= tolerance)) this.#itemCalls[b] += count;
+      }
+    }
+    for (let j = 0; j < count; j++) {
+      this.#x[start + j] = best.x[j]!;
+      this.#e[start + j] = best.e[j]!;
+      this.#m[start + j] = best.m[j]!;
+    }
+    return sweeps;
+  }
+
+  // The converted outputs step start + j reads besides its own, from a sweep's list `m`.
+  #sweepHistory(j: number, m: Tensor[]): (Tensor | null)[] {
+    const out: (Tensor | null)[] = [];
+    for (let o = 1; o < this.#forward.config.solver_order; o++) {
+      out.push(j - o >= 0 ? m[j - o]! : null);
+    }
+    return out;
   }
 
   // Per inversion step (0 from the clean end), the contract's residual with the final history.
@@ -532,6 +605,18 @@ class ExactSolver {
     return Number.isFinite(value) && Math.abs(value) > 1e-12 ? value : 1;
   }
 
+  // Whether step i reads its history (a multistep step past the warm-up and not a lower-order
+  // final step): the scheduler's step of a one-element sample 0, model output 0 and history 1.
+  #readsHistory(i: number): boolean {
+    const f = this.#forward;
+    const one = Tensor.from([1], [1]);
+    this.#prime(i, [one, one]);
+    const zero = Tensor.zeros([1]);
+    return f.step(zero, f.timesteps[i]!, zero).prevSample
+      .toFloat32Array()[0] !==
+      0;
+  }
+
   // Per item: max |F(x) − target| / max(1, max |target|); F(x) into `y`, the conversion into `m`.
   async #itemResiduals(
     i: number,
@@ -564,11 +649,12 @@ class ExactSolver {
     x0: Tensor,
     e0: Tensor | null,
     history: readonly (Tensor | null)[],
+    maxIterations: number,
   ): Promise<void> {
     const k = this.#k;
     const shape = this.#shape;
     const B = this.#batch;
-    const { tolerance, maxIterations, depth, onIteration } = this.#s;
+    const { tolerance, depth, onIteration } = this.#s;
     const L = this.#precondition[i]!;
     const t = this.#forward.timesteps[i]!;
     const mixer = new AndersonMixer(k, shape, 1, depth);
