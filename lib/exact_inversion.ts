@@ -449,7 +449,6 @@ class ExactSolver {
             modelCalls: this.#calls,
           });
         }
-        // Elimination clean → noisy: f[j] = u_j = (u_{j + 1} − r) / d_j.
         // f[j] = −(r − f[j + 1]) / L_i.
         if (j + 1 < count) k.axpbyDiv(r, 1, r, -1, f[j + 1]!, 1);
         k.axpbyDiv(f[j]!, -1, r, 0, null, this.#precondition[i]!);

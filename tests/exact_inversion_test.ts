@@ -156,6 +156,32 @@ for (const c of CASES) {
   });
 }
 
+Deno.test("exact inversion: the sweeps over the trajectory are what make a multistep inversion exact", async () => {
+  const config = { solver_order: 2 } as const;
+  const forward = new DPMSolverMultistepScheduler({
+    ...config,
+    final_sigmas_type: "sigma_min",
+  });
+  const inverse = new DPMSolverMultistepInverseScheduler(config);
+  const model = schedulerModel(mixture, forward);
+  const run = (maxSweeps: number) =>
+    invert(model, image, inverse, {
+      numInferenceSteps: 25,
+      exact: { forward, maxSweeps },
+    });
+  const firstPass = await run(0);
+  assert.equal(firstPass.sweeps, 0);
+  assert.equal(firstPass.converged, false);
+  const swept = await run(50);
+  assert.ok(swept.converged, `residuals ${swept.residuals}`);
+  assert.ok(swept.sweeps > 0);
+  const back = await generate(model, swept.sample, forward, {
+    numInferenceSteps: 25,
+    startSigma: swept.sigma,
+  });
+  assert.ok(maxError(image, back) < 2e-5);
+});
+
 Deno.test("exact inversion: the inverted sample sits where generate() starts", async () => {
   const forward = new DPMSolverMultistepScheduler({ solver_order: 2 });
   const inverse = new DPMSolverMultistepInverseScheduler({ solver_order: 2 });
