@@ -20,6 +20,7 @@ import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
 import { CpuKernels } from "./cpu.ts";
 import { KERNELS_WASM_BASE64 } from "./_kernels_wasm.ts";
+import { overlaps, overlapsAny } from "./_overlap.ts";
 
 /** Options of {@link WasmKernels}. */
 export interface WasmKernelsOptions {
@@ -216,34 +217,9 @@ function quantileRanks(x: Tensor, ratio: number): QuantileRanks | null {
   return inside ? { batch, perItem, below, weight } : null;
 }
 
-// Whether two tensors may share memory (conservatively, for views that are not contiguous).
-function overlaps(a: Tensor, b: Tensor): boolean {
-  if (a.data.buffer !== b.data.buffer || a.size === 0 || b.size === 0) {
-    return false;
-  }
-  const [aStart, aEnd] = extent(a);
-  const [bStart, bEnd] = extent(b);
-  return aStart < bEnd && bStart < aEnd;
-}
-
 // Whether the `bytes`-long blocks at byte pointers `p` and `q` overlap.
 function clash(p: number, q: number, bytes: number): boolean {
   return p < q + bytes && q < p + bytes;
-}
-
-function overlapsAny(t: Tensor, others: readonly (Tensor | null)[]): boolean {
-  for (const other of others) {
-    if (other !== null && overlaps(t, other)) return true;
-  }
-  return false;
-}
-
-function extent(t: Tensor): [number, number] {
-  if (t.isContiguous()) {
-    const start = t.data.byteOffset + 4 * t.offset;
-    return [start, start + 4 * t.size];
-  }
-  return [t.data.byteOffset, t.data.byteOffset + t.data.byteLength];
 }
 
 /**
