@@ -10,7 +10,13 @@
  */
 import { convertThenUpdate } from "../_convert.ts";
 import { f32, lerpF32, quantileRank } from "../_f32.ts";
-import { checkHistory, checkSameShape, forEachRow, sizeOf } from "../_shape.ts";
+import {
+  checkFusedUpdate,
+  checkHistory,
+  checkSameShape,
+  forEachRow,
+  sizeOf,
+} from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
@@ -338,24 +344,27 @@ export class CpuKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("convertAndUpdate", out, sample);
-    checkSameShape("convertAndUpdate", out, converted);
-    checkSameShape("convertAndUpdate", out, modelOutput);
-    checkHistory("convertAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("convertAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "convertAndUpdate",
+      out,
+      [sample, converted, modelOutput],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : converted;
     const m2 = order >= 3 ? history[1]! : converted;
     if (
       !(out.isContiguous() && converted.isContiguous() &&
         sample.isContiguous() && modelOutput.isContiguous() &&
         m1.isContiguous() && m2.isContiguous() &&
-        (!withNoise || noise.isContiguous())) ||
+        (!withNoise || noiseTerm.isContiguous())) ||
       overlaps(converted, out) || overlaps(converted, sample) ||
       overlaps(converted, modelOutput) ||
       (order >= 2 && overlaps(converted, m1)) ||
       (order >= 3 && overlaps(converted, m2)) ||
-      (withNoise && overlaps(converted, noise))
+      (withNoise && overlaps(converted, noiseTerm))
     ) {
       return convertThenUpdate(
         this,
@@ -394,8 +403,8 @@ export class CpuKernels implements Kernels<Tensor> {
       m1.offset,
       m2.data,
       m2.offset,
-      withNoise ? noise.data : null,
-      withNoise ? noise.offset : 0,
+      withNoise ? noiseTerm.data : null,
+      withNoise ? noiseTerm.offset : 0,
       out.size,
     );
   }
@@ -417,11 +426,15 @@ export class CpuKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("thresholdAndUpdate", out, sample);
-    checkSameShape("thresholdAndUpdate", out, x0);
-    checkHistory("thresholdAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("thresholdAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "thresholdAndUpdate",
+      out,
+      [sample, x0],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : x0;
     const m2 = order >= 3 ? history[1]! : x0;
     const batch = x0.shape.length === 0 ? 1 : x0.shape[0]!;
@@ -430,10 +443,10 @@ export class CpuKernels implements Kernels<Tensor> {
       perItem === 0 ||
       !(out.isContiguous() && x0.isContiguous() && sample.isContiguous() &&
         m1.isContiguous() && m2.isContiguous() &&
-        (!withNoise || noise.isContiguous())) ||
+        (!withNoise || noiseTerm.isContiguous())) ||
       overlaps(x0, out) || overlaps(x0, sample) ||
       (order >= 2 && overlaps(x0, m1)) || (order >= 3 && overlaps(x0, m2)) ||
-      (withNoise && overlaps(x0, noise))
+      (withNoise && overlaps(x0, noiseTerm))
     ) {
       this.threshold(x0, ratio, maxValue);
       this.multistep(out, sample, [x0, ...history].slice(0, order), c, noise);
@@ -463,8 +476,8 @@ export class CpuKernels implements Kernels<Tensor> {
         m1.offset + at,
         m2.data,
         m2.offset + at,
-        withNoise ? noise.data : null,
-        withNoise ? noise.offset + at : 0,
+        withNoise ? noiseTerm.data : null,
+        withNoise ? noiseTerm.offset + at : 0,
         perItem,
       );
     }

@@ -14,7 +14,12 @@
  */
 import { convertModelOutput, convertThenUpdate } from "../_convert.ts";
 import { f32, lerpF32, quantileRank } from "../_f32.ts";
-import { checkHistory, checkSameShape, sizeOf } from "../_shape.ts";
+import {
+  checkFusedUpdate,
+  checkHistory,
+  checkSameShape,
+  sizeOf,
+} from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
@@ -466,12 +471,15 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("convertAndUpdate", out, sample);
-    checkSameShape("convertAndUpdate", out, converted);
-    checkSameShape("convertAndUpdate", out, modelOutput);
-    checkHistory("convertAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("convertAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "convertAndUpdate",
+      out,
+      [sample, converted, modelOutput],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const copy = conversion.form === "copy";
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
@@ -483,7 +491,7 @@ export class WasmKernels implements Kernels<Tensor> {
     let pm = this.#residentAt(modelOutput);
     let p1 = m1 === null ? 0 : this.#residentAt(m1);
     let p2 = m2 === null ? 0 : this.#residentAt(m2);
-    let pn = withNoise ? this.#residentAt(noise) : 0;
+    let pn = withNoise ? this.#residentAt(noiseTerm) : 0;
     const allResident = po >= 0 && pc >= 0 && px >= 0 && pm >= 0 && p1 >= 0 &&
       p2 >= 0 && pn >= 0;
     let separate = !(copy ||
@@ -498,7 +506,7 @@ export class WasmKernels implements Kernels<Tensor> {
         (withNoise && clash(pc, pn, bytes));
     } else {
       separate ||= overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
-        (withNoise && overlaps(converted, noise));
+        (withNoise && overlaps(converted, noiseTerm));
     }
     if (separate) {
       return convertThenUpdate(
@@ -518,7 +526,7 @@ export class WasmKernels implements Kernels<Tensor> {
       [po, pc, px, pm, p1, p2, pn] = this.#stage(
         [out, converted],
         false,
-        [sample, modelOutput, m1, m2, withNoise ? noise : null],
+        [sample, modelOutput, m1, m2, noiseTerm],
       ) as [number, number, number, number, number, number, number];
     }
     // The kernel reads the sample from `x`; the model output is the other operand.
@@ -549,11 +557,15 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("thresholdAndUpdate", out, sample);
-    checkSameShape("thresholdAndUpdate", out, x0);
-    checkHistory("thresholdAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("thresholdAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "thresholdAndUpdate",
+      out,
+      [sample, x0],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
     const quantile = quantileRanks(x0, ratio);
@@ -561,7 +573,7 @@ export class WasmKernels implements Kernels<Tensor> {
       quantile === null || quantile.perItem === 0 ||
       !coefficientsF32(c, withNoise) ||
       overlapsAny(x0, [out, sample, m1, m2]) ||
-      (withNoise && overlaps(x0, noise))
+      (withNoise && overlaps(x0, noiseTerm))
     ) {
       this.threshold(x0, ratio, maxValue);
       this.multistep(out, sample, [x0, ...history].slice(0, order), c, noise);
@@ -571,7 +583,7 @@ export class WasmKernels implements Kernels<Tensor> {
     const [po, pc, px, p1, p2, pn] = this.#stage(
       [out, x0],
       true,
-      [sample, m1, m2, withNoise ? noise : null],
+      [sample, m1, m2, noiseTerm],
       perItem * 4,
     ) as [number, number, number, number, number, number];
     this.#setUpdate(c, withNoise);
@@ -620,12 +632,15 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("convertThresholdAndUpdate", out, sample);
-    checkSameShape("convertThresholdAndUpdate", out, converted);
-    checkSameShape("convertThresholdAndUpdate", out, modelOutput);
-    checkHistory("convertThresholdAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("convertThresholdAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "convertThresholdAndUpdate",
+      out,
+      [sample, converted, modelOutput],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
     const quantile = quantileRanks(converted, ratio);
@@ -635,7 +650,7 @@ export class WasmKernels implements Kernels<Tensor> {
       quantile.perItem < SAMPLED_MIN || !(isF32(a) && isF32(b) && isF32(d)) ||
       !coefficientsF32(c, withNoise) ||
       overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
-      (withNoise && overlaps(converted, noise))
+      (withNoise && overlaps(converted, noiseTerm))
     ) {
       convertModelOutput(this, converted, sample, modelOutput, conversion);
       this.thresholdAndUpdate(
@@ -654,7 +669,7 @@ export class WasmKernels implements Kernels<Tensor> {
     const [po, pc, px, pm, p1, p2, pn] = this.#stage(
       [out, converted],
       false,
-      [sample, modelOutput, m1, m2, withNoise ? noise : null],
+      [sample, modelOutput, m1, m2, noiseTerm],
       perItem * 4,
     ) as [number, number, number, number, number, number, number];
     const ex = this.#exports;
