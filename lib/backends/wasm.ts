@@ -13,7 +13,7 @@
  * @module
  */
 import { convertModelOutput, convertThenUpdate } from "../_convert.ts";
-import { f32, lerpF32, quantileRank } from "../_f32.ts";
+import { f32, lerpF32 } from "../_f32.ts";
 import {
   checkFusedUpdate,
   checkHistory,
@@ -24,8 +24,22 @@ import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
 import { CpuKernels } from "./cpu.ts";
-import { KERNELS_WASM_BASE64 } from "./_kernels_wasm.ts";
+import {
+  type Exports,
+  kernelsModule,
+  resizableSupported,
+  tryCompile,
+} from "./wasm/_module.ts";
 import { overlaps, overlapsAny } from "./_overlap.ts";
+import { MODE, ParamBlock } from "./wasm/_params.ts";
+import {
+  clash,
+  coefficientsF32,
+  isF32,
+  type QuantileRanks,
+  quantileRanks,
+  SAMPLED_MIN,
+} from "./wasm/_plan.ts";
 
 /** Options of {@link WasmKernels}. */
 export interface WasmKernelsOptions {
@@ -48,41 +62,6 @@ export interface WasmKernelsOptions {
   resident?: boolean;
 }
 
-type Exports = {
-  memory: WebAssembly.Memory;
-  params(): number;
-  sweep(order: number, mode: number, noisy: number): void;
-  absOrderStat(
-    x: number,
-    n: number,
-    k: number,
-    wantNext: number,
-    hist: number,
-    scratch: number,
-  ): number;
-  nextStat(): number;
-  convertedOrderStat(
-    x: number,
-    q: number,
-    n: number,
-    k: number,
-    wantNext: number,
-    hist: number,
-    scratch: number,
-  ): number;
-  lastHit(): number;
-  streamFloor(
-    out: number,
-    converted: number,
-    x: number,
-    modelOutput: number,
-    h1: number,
-    h2: number,
-    history: number,
-    n: number,
-  ): void;
-};
-
 const PAGE = 65536;
 // 4 GiB, wasm32's limit: reserved address space only, pages are committed as the memory grows.
 const MAX_PAGES = 65536;
@@ -90,143 +69,6 @@ const MAX_PAGES = 65536;
 const HEAP_START = PAGE;
 const ALIGN = 64;
 const HIST_BYTES = 4 << 12;
-// Conversion modes and parameter-block slots (4 bytes each) of the kernels' `sweep`
-// (wasm/kernels.ts).
-const MODE = {
-  axpby: 0,
-  ax: 1,
-  "sample-first": 2,
-  "model-first": 3,
-  copy: 4,
-  clamp: 5,
-  load: 6,
-  sampleFirstClamp: 7,
-} as const;
-const SLOT = {
-  out: 0,
-  conv: 1,
-  x: 2,
-  p: 3,
-  q: 4,
-  m1: 5,
-  m2: 6,
-  noise: 7,
-  n: 8,
-  ca: 9,
-  cb: 10,
-  cd: 11,
-  a: 12,
-  b: 13,
-  c: 14,
-  k0: 15,
-  d: 16,
-  k1: 17,
-  qq: 18,
-  k2: 19,
-  e: 20,
-  lo: 21,
-  hi: 22,
-  s: 23,
-} as const;
-const PARAM_WORDS = 24;
-// The smallest item the sampled quantile takes (wasm/kernels.ts: 8 · 2^12).
-const SAMPLED_MIN = 8 << 12;
-
-// The compiled module: undefined before the first try, null where the runtime cannot run it
-// synchronously (no WebAssembly, no SIMD, or a browser's main thread refusing to compile a
-// module over 4 KB synchronously; there it is compiled in the background and set when ready).
-let compiled: WebAssembly.Module | null | undefined;
-
-function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const binary = atob(KERNELS_WASM_BASE64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-function tryCompile(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  if (typeof WebAssembly !== "object") return null;
-  const bytes = moduleBytes();
-  // Feature detection: the module validates only where SIMD (and the rest it uses) exists.
-  if (!WebAssembly.validate(bytes)) return null;
-  try {
-    compiled = new WebAssembly.Module(bytes);
-    return compiled;
-  } catch {
-    // A browser's main thread: compile in the background, usable from the next call on.
-    WebAssembly.compile(bytes).then((module) => {
-      try {
-        // Instantiating may be refused synchronously too; then stay with the fallback.
-        new WebAssembly.Instance(module, {
-          env: { memory: new WebAssembly.Memory({ initial: 2 }) },
-        });
-        compiled = module;
-      } catch { /* the TypeScript kernels remain the default */ }
-    }, () => {});
-    return null;
-  }
-}
-
-function kernelsModule(): WebAssembly.Module {
-  const module = tryCompile();
-  if (module === null) {
-    throw new TypeError(
-      "Cannot create WasmKernels as this runtime cannot compile WebAssembly SIMD synchronously: use cpuKernels (WasmKernels.supported() tells)",
-    );
-  }
-  return module;
-}
-
-function resizableSupported(): boolean {
-  return typeof (WebAssembly.Memory.prototype as {
-    toResizableBuffer?: unknown;
-  })
-    .toResizableBuffer === "function";
-}
-
-// Whether `v` is a float32 value (or NaN), so that the module computes what f32() does.
-function isF32(v: number): boolean {
-  return Math.fround(v) === v || v !== v;
-}
-
-// Whether the coefficients an update uses are float32 values.
-function coefficientsF32(
-  c: MultistepCoefficients,
-  withNoise: boolean,
-): boolean {
-  return isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
-    isF32(c.k0) && isF32(c.k1) && isF32(c.q) && isF32(c.k2) &&
-    (!withNoise || isF32(c.e));
-}
-
-// Where torch.quantile(|x_item|, ratio) lies per item of dimension 0: between order statistics
-// `below` and `below + 1`, at `weight`; null where the ranks fall outside the item.
-interface QuantileRanks {
-  batch: number;
-  perItem: number;
-  below: number;
-  weight: number;
-}
-
-function quantileRanks(x: Tensor, ratio: number): QuantileRanks | null {
-  const batch = x.shape.length === 0 ? 1 : x.shape[0]!;
-  const perItem = batch === 0 ? 0 : x.size / batch;
-  if (perItem === 0) return { batch, perItem, below: 0, weight: 0 };
-  const rank = quantileRank(ratio, perItem);
-  const below = Math.trunc(rank);
-  const weight = f32(rank - below);
-  const inside = below >= 0 && below < perItem &&
-    (weight === 0 || below + 1 < perItem);
-  return inside ? { batch, perItem, below, weight } : null;
-}
-
-// Whether the `bytes`-long blocks at byte pointers `p` and `q` overlap.
-function clash(p: number, q: number, bytes: number): boolean {
-  return p < q + bytes && q < p + bytes;
-}
-
 /**
  * The kernels in WebAssembly with SIMD, bit-identical to the TypeScript kernels (which it falls
  * back to for the rare call it cannot take: coefficients that are not float32 values). Owns a
@@ -267,10 +109,8 @@ export class WasmKernels implements Kernels<Tensor> {
   // detaches a fixed-length buffer).
   #buffer: ArrayBuffer;
   #heap: Float32Array;
-  // The kernels' parameter block, as pointers and count, and as float32 coefficients (views of
-  // its 24 words; refreshed with the others).
-  #paramWords: Uint32Array;
-  #paramFloats: Float32Array;
+  // Views of the kernels' parameter block (refreshed with the others).
+  #params: ParamBlock;
   #top = HEAP_START;
   // Freed blocks by size in bytes; tensors give their block back when collected.
   readonly #free = new Map<number, number[]>();
@@ -310,7 +150,7 @@ export class WasmKernels implements Kernels<Tensor> {
     this.#exports = instance.exports as unknown as Exports;
     this.#buffer = this.#memory.buffer as ArrayBuffer;
     this.#heap = new Float32Array(this.#buffer);
-    [this.#paramWords, this.#paramFloats] = this.#paramViews();
+    this.#params = new ParamBlock(this.#buffer, this.#exports.params());
   }
 
   /**
@@ -396,8 +236,8 @@ export class WasmKernels implements Kernels<Tensor> {
     const n = out.size;
     if (n === 0) return;
     const [po, px, py] = this.#stage(out, false, [x, y]);
-    this.#setOperands(0, po!, 0, px!, py!, 0, 0, 0, n);
-    this.#setConversion(a, b, d);
+    this.#params.setOperands(0, po!, 0, px!, py!, 0, 0, 0, n);
+    this.#params.setConversion(a, b, d);
     this.#exports.sweep(0, y === null ? MODE.ax : MODE.axpby, 0);
     this.#unstage(out, po!);
   }
@@ -416,8 +256,8 @@ export class WasmKernels implements Kernels<Tensor> {
     for (let item = 0; item < batch; item++) {
       const p = px! + item * perItem * 4;
       const s = this.#thresholdLevel(p, quantile, maxValue);
-      this.#setOperands(0, p, 0, p, 0, 0, 0, 0, perItem);
-      this.#setConversion(s, -s, s);
+      this.#params.setOperands(0, p, 0, p, 0, 0, 0, 0, perItem);
+      this.#params.setConversion(s, -s, s);
       this.#exports.sweep(0, MODE.clamp, 0);
     }
     this.#unstage(x, px!);
@@ -447,8 +287,8 @@ export class WasmKernels implements Kernels<Tensor> {
       c.order >= 3 ? history[2]! : null,
       withNoise ? noise : null,
     ]);
-    this.#setOperands(po!, 0, px!, p0!, 0, p1!, p2!, pn!, n);
-    this.#setUpdate(c, withNoise);
+    this.#params.setOperands(po!, 0, px!, p0!, 0, p1!, p2!, pn!, n);
+    this.#params.setUpdate(c, withNoise);
     this.#exports.sweep(c.order, MODE.load, withNoise ? 1 : 0);
     this.#unstage(out, po!);
   }
@@ -530,9 +370,9 @@ export class WasmKernels implements Kernels<Tensor> {
       ) as [number, number, number, number, number, number, number];
     }
     // The kernel reads the sample from `x`; the model output is the other operand.
-    this.#setOperands(po, pc, px, pm, pm, p1, p2, pn, n);
-    this.#setConversion(conversion.a, conversion.b, conversion.d);
-    this.#setUpdate(c, withNoise);
+    this.#params.setOperands(po, pc, px, pm, pm, p1, p2, pn, n);
+    this.#params.setConversion(conversion.a, conversion.b, conversion.d);
+    this.#params.setUpdate(c, withNoise);
     this.#exports.sweep(order, MODE[conversion.form], withNoise ? 1 : 0);
     if (!allResident) {
       this.#unstage(out, po);
@@ -586,12 +426,12 @@ export class WasmKernels implements Kernels<Tensor> {
       [sample, m1, m2, noiseTerm],
       perItem * 4,
     ) as [number, number, number, number, number, number];
-    this.#setUpdate(c, withNoise);
+    this.#params.setUpdate(c, withNoise);
     for (let item = 0; item < batch; item++) {
       const at = item * perItem * 4;
       const s = this.#thresholdLevel(pc + at, quantile, maxValue);
       // m0 = clamp(x0, -s, s) / s, in place, then the update.
-      this.#setOperands(
+      this.#params.setOperands(
         po + at,
         pc + at,
         px + at,
@@ -602,7 +442,7 @@ export class WasmKernels implements Kernels<Tensor> {
         withNoise ? pn + at : 0,
         perItem,
       );
-      this.#setConversion(s, -s, s);
+      this.#params.setConversion(s, -s, s);
       this.#exports.sweep(order, MODE.clamp, withNoise ? 1 : 0);
     }
     this.#unstage(out, po);
@@ -674,10 +514,10 @@ export class WasmKernels implements Kernels<Tensor> {
     ) as [number, number, number, number, number, number, number];
     const ex = this.#exports;
     const interpolate = weight !== 0;
-    this.#setUpdate(c, withNoise);
+    this.#params.setUpdate(c, withNoise);
     for (let item = 0; item < batch; item++) {
       const at = item * perItem * 4;
-      this.#setConversion(a, b, d);
+      this.#params.setConversion(a, b, d);
       const low = ex.convertedOrderStat(
         px + at,
         pm + at,
@@ -695,11 +535,21 @@ export class WasmKernels implements Kernels<Tensor> {
         );
       } else {
         // The sampled bracket missed: convert into memory and take the histogram's way.
-        this.#setOperands(0, pc + at, 0, px + at, pm + at, 0, 0, 0, perItem);
+        this.#params.setOperands(
+          0,
+          pc + at,
+          0,
+          px + at,
+          pm + at,
+          0,
+          0,
+          0,
+          perItem,
+        );
         ex.sweep(0, MODE.axpby, 0);
         s = this.#thresholdLevel(pc + at, quantile, maxValue);
       }
-      this.#setOperands(
+      this.#params.setOperands(
         po + at,
         pc + at,
         px + at,
@@ -710,10 +560,7 @@ export class WasmKernels implements Kernels<Tensor> {
         withNoise ? pn + at : 0,
         perItem,
       );
-      const floats = this.#paramFloats;
-      floats[SLOT.lo] = -s;
-      floats[SLOT.hi] = s;
-      floats[SLOT.s] = s;
+      this.#params.setClamp(s);
       ex.sweep(order, MODE.sampleFirstClamp, withNoise ? 1 : 0);
     }
     this.#unstage(out, po);
@@ -763,60 +610,6 @@ export class WasmKernels implements Kernels<Tensor> {
   }
 
   // ---------------------------------------------------------------- sweeps
-
-  #paramViews(): [Uint32Array, Float32Array] {
-    const at = this.#exports.params();
-    return [
-      new Uint32Array(this.#buffer, at, PARAM_WORDS),
-      new Float32Array(this.#buffer, at, PARAM_WORDS),
-    ];
-  }
-
-  // A sweep's byte pointers (0 where unused) and element count, into the parameter block.
-  #setOperands(
-    out: number,
-    conv: number,
-    x: number,
-    p: number,
-    q: number,
-    m1: number,
-    m2: number,
-    noise: number,
-    n: number,
-  ): void {
-    const words = this.#paramWords;
-    words[SLOT.out] = out;
-    words[SLOT.conv] = conv;
-    words[SLOT.x] = x;
-    words[SLOT.p] = p;
-    words[SLOT.q] = q;
-    words[SLOT.m1] = m1;
-    words[SLOT.m2] = m2;
-    words[SLOT.noise] = noise;
-    words[SLOT.n] = n;
-  }
-
-  // The conversion's `(ca·p + cb·q) / cd` (float32 values, checked by the caller).
-  #setConversion(ca: number, cb: number, cd: number): void {
-    const floats = this.#paramFloats;
-    floats[SLOT.ca] = ca;
-    floats[SLOT.cb] = cb;
-    floats[SLOT.cd] = cd;
-  }
-
-  // The update's coefficients (float32 values, checked by the caller); `e` only with noise.
-  #setUpdate(c: MultistepCoefficients, withNoise: boolean): void {
-    const floats = this.#paramFloats;
-    floats[SLOT.a] = c.a;
-    floats[SLOT.b] = c.b;
-    floats[SLOT.c] = c.c;
-    floats[SLOT.k0] = c.k0;
-    floats[SLOT.d] = c.d;
-    floats[SLOT.k1] = c.k1;
-    floats[SLOT.qq] = c.q;
-    floats[SLOT.k2] = c.k2;
-    floats[SLOT.e] = withNoise ? c.e : 0;
-  }
 
   // Dynamic thresholding's level for the item at byte pointer `p`: the quantile of |x| clamped
   // to [1, maxValue] as torch.clamp does, or NaN when the item holds a NaN.
@@ -877,7 +670,7 @@ export class WasmKernels implements Kernels<Tensor> {
         // A fixed-length buffer was detached by the growth: re-derive the views.
         this.#buffer = this.#memory.buffer as ArrayBuffer;
         this.#heap = new Float32Array(this.#buffer);
-        [this.#paramWords, this.#paramFloats] = this.#paramViews();
+        this.#params = new ParamBlock(this.#buffer, this.#exports.params());
       }
     }
     this.#top = end;
