@@ -31,6 +31,7 @@ import {
   tryCompile,
 } from "./wasm/_module.ts";
 import { overlaps, overlapsAny } from "./_overlap.ts";
+import { WasmHeap } from "./wasm/_heap.ts";
 import { MODE, ParamBlock } from "./wasm/_params.ts";
 import {
   clash,
@@ -62,13 +63,6 @@ export interface WasmKernelsOptions {
   resident?: boolean;
 }
 
-const PAGE = 65536;
-// 4 GiB, wasm32's limit: reserved address space only, pages are committed as the memory grows.
-const MAX_PAGES = 65536;
-// The first page is left to the module; allocations are cache-line aligned.
-const HEAP_START = PAGE;
-const ALIGN = 64;
-const HIST_BYTES = 4 << 12;
 /**
  * The kernels in WebAssembly with SIMD, bit-identical to the TypeScript kernels (which it falls
  * back to for the rare call it cannot take: coefficients that are not float32 values). Owns a
@@ -102,32 +96,11 @@ export class WasmKernels implements Kernels<Tensor> {
   readonly name = "wasm";
   /** Whether `empty()` allocates in the module's memory (see {@link WasmKernelsOptions}). */
   readonly resident: boolean;
-  readonly #memory: WebAssembly.Memory;
+  readonly #heap: WasmHeap;
   readonly #exports: Exports;
   readonly #fallback = new CpuKernels();
-  // The memory's buffer and a length-tracking view of it (refreshed after a growth that
-  // detaches a fixed-length buffer).
-  #buffer: ArrayBuffer;
-  #heap: Float32Array;
-  // Views of the kernels' parameter block (refreshed with the others).
+  // Views of the kernels' parameter block (made anew when a growth detaches the buffer).
   #params: ParamBlock;
-  #top = HEAP_START;
-  // Freed blocks by size in bytes; tensors give their block back when collected.
-  readonly #free = new Map<number, number[]>();
-  readonly #registry = new FinalizationRegistry<[number, number]>(
-    ([pointer, bytes]) => this.#release(pointer, bytes),
-  );
-  // Staging area for operands outside the memory, histogram and selection scratch.
-  #scratch = { pointer: 0, bytes: 0 };
-  #extra = 0;
-  // The radix histogram of thresholding, kept zeroed between calls.
-  #hist = 0;
-  // The tensors `empty()` allocated in the memory (resident by construction), with their byte
-  // pointers: one lookup per operand in a step, where the typed array's `byteOffset` (over a
-  // resizable buffer) is a builtin call.
-  readonly #allocated = new WeakMap<Tensor, number>();
-  // The operands of a call being staged (reused).
-  readonly #operands: (Tensor | null)[] = [];
 
   /**
    * Instantiates the module (synchronously; it is about 15 KB).
@@ -136,21 +109,15 @@ export class WasmKernels implements Kernels<Tensor> {
    */
   constructor(options: WasmKernelsOptions = {}) {
     this.resident = (options.resident ?? true) && resizableSupported();
-    this.#memory = new WebAssembly.Memory({
-      initial: HEAP_START / PAGE + 1,
-      maximum: MAX_PAGES,
-    });
-    if (this.resident) {
-      (this.#memory as unknown as { toResizableBuffer(): ArrayBuffer })
-        .toResizableBuffer();
-    }
+    this.#heap = new WasmHeap(this.resident, this.#fallback);
     const instance = new WebAssembly.Instance(kernelsModule(), {
-      env: { memory: this.#memory },
+      env: { memory: this.#heap.memory },
     });
     this.#exports = instance.exports as unknown as Exports;
-    this.#buffer = this.#memory.buffer as ArrayBuffer;
-    this.#heap = new Float32Array(this.#buffer);
-    this.#params = new ParamBlock(this.#buffer, this.#exports.params());
+    this.#params = new ParamBlock(this.#heap.buffer, this.#exports.params());
+    this.#heap.onDetach = () => {
+      this.#params = new ParamBlock(this.#heap.buffer, this.#exports.params());
+    };
   }
 
   /**
@@ -171,7 +138,7 @@ export class WasmKernels implements Kernels<Tensor> {
 
   /** Bytes of WebAssembly memory in use or reserved by this instance (it never shrinks). */
   get memoryBytes(): number {
-    return this.#memory.buffer.byteLength;
+    return this.#heap.memory.buffer.byteLength;
   }
 
   /** Whether `value` is a CPU {@link Tensor} (these kernels take any). */
@@ -184,10 +151,7 @@ export class WasmKernels implements Kernels<Tensor> {
    * instance's memory. Other tensors are copied in and out per call.
    */
   isResident(t: Tensor): boolean {
-    // Tensors of `empty()` are known to be; the contiguity check reads the (frozen, so slow to
-    // read) shape and strides, which matters in a step of a few microseconds.
-    return this.#allocated.has(t) ||
-      (t.data.buffer === this.#buffer && t.isContiguous());
+    return this.#heap.isResident(t);
   }
 
   /**
@@ -197,13 +161,7 @@ export class WasmKernels implements Kernels<Tensor> {
   empty(shape: readonly number[]): Tensor {
     const n = sizeOf(shape);
     if (!this.resident || n === 0) return Tensor.zeros(shape);
-    const bytes = roundUp(n * 4);
-    const pointer = this.#allocate(bytes);
-    const data = new Float32Array(this.#buffer, pointer, n);
-    this.#registry.register(data, [pointer, bytes]);
-    const tensor = new Tensor(data, shape);
-    this.#allocated.set(tensor, pointer);
-    return tensor;
+    return this.#heap.tensor(shape, n);
   }
 
   /** `out = x`. */
@@ -235,11 +193,11 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     const n = out.size;
     if (n === 0) return;
-    const [po, px, py] = this.#stage(out, false, [x, y]);
+    const [po, px, py] = this.#heap.stage(out, false, [x, y]);
     this.#params.setOperands(0, po!, 0, px!, py!, 0, 0, 0, n);
     this.#params.setConversion(a, b, d);
     this.#exports.sweep(0, y === null ? MODE.ax : MODE.axpby, 0);
-    this.#unstage(out, po!);
+    this.#heap.unstage(out, po!);
   }
 
   /**
@@ -252,7 +210,7 @@ export class WasmKernels implements Kernels<Tensor> {
     if (quantile === null) return this.#fallback.threshold(x, ratio, maxValue);
     const { batch, perItem } = quantile;
     if (perItem === 0) return;
-    const [px] = this.#stage(x, true, [], perItem * 4);
+    const [px] = this.#heap.stage(x, true, [], perItem * 4);
     for (let item = 0; item < batch; item++) {
       const p = px! + item * perItem * 4;
       const s = this.#thresholdLevel(p, quantile, maxValue);
@@ -260,7 +218,7 @@ export class WasmKernels implements Kernels<Tensor> {
       this.#params.setConversion(s, -s, s);
       this.#exports.sweep(0, MODE.clamp, 0);
     }
-    this.#unstage(x, px!);
+    this.#heap.unstage(x, px!);
   }
 
   /** One multistep update (see {@link MultistepCoefficients}); `history` is newest first. */
@@ -280,7 +238,7 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     const n = out.size;
     if (n === 0) return;
-    const [po, px, p0, p1, p2, pn] = this.#stage(out, false, [
+    const [po, px, p0, p1, p2, pn] = this.#heap.stage(out, false, [
       sample,
       history[0]!,
       c.order >= 2 ? history[1]! : null,
@@ -290,7 +248,7 @@ export class WasmKernels implements Kernels<Tensor> {
     this.#params.setOperands(po!, 0, px!, p0!, 0, p1!, p2!, pn!, n);
     this.#params.setUpdate(c, withNoise);
     this.#exports.sweep(c.order, MODE.load, withNoise ? 1 : 0);
-    this.#unstage(out, po!);
+    this.#heap.unstage(out, po!);
   }
 
   /**
@@ -325,13 +283,13 @@ export class WasmKernels implements Kernels<Tensor> {
     const m2 = order >= 3 ? history[1]! : null;
     const n = out.size;
     // Byte pointers of the resident operands (-1: not resident).
-    let po = this.#residentAt(out);
-    let pc = this.#residentAt(converted);
-    let px = this.#residentAt(sample);
-    let pm = this.#residentAt(modelOutput);
-    let p1 = m1 === null ? 0 : this.#residentAt(m1);
-    let p2 = m2 === null ? 0 : this.#residentAt(m2);
-    let pn = withNoise ? this.#residentAt(noiseTerm) : 0;
+    let po = this.#heap.residentAt(out);
+    let pc = this.#heap.residentAt(converted);
+    let px = this.#heap.residentAt(sample);
+    let pm = this.#heap.residentAt(modelOutput);
+    let p1 = m1 === null ? 0 : this.#heap.residentAt(m1);
+    let p2 = m2 === null ? 0 : this.#heap.residentAt(m2);
+    let pn = withNoise ? this.#heap.residentAt(noiseTerm) : 0;
     const allResident = po >= 0 && pc >= 0 && px >= 0 && pm >= 0 && p1 >= 0 &&
       p2 >= 0 && pn >= 0;
     let separate = !(copy ||
@@ -363,7 +321,7 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     if (n === 0) return;
     if (!allResident) {
-      [po, pc, px, pm, p1, p2, pn] = this.#stage(
+      [po, pc, px, pm, p1, p2, pn] = this.#heap.stage(
         [out, converted],
         false,
         [sample, modelOutput, m1, m2, noiseTerm],
@@ -375,8 +333,8 @@ export class WasmKernels implements Kernels<Tensor> {
     this.#params.setUpdate(c, withNoise);
     this.#exports.sweep(order, MODE[conversion.form], withNoise ? 1 : 0);
     if (!allResident) {
-      this.#unstage(out, po);
-      this.#unstage(converted, pc);
+      this.#heap.unstage(out, po);
+      this.#heap.unstage(converted, pc);
     }
   }
 
@@ -420,7 +378,7 @@ export class WasmKernels implements Kernels<Tensor> {
       return;
     }
     const { batch, perItem } = quantile;
-    const [po, pc, px, p1, p2, pn] = this.#stage(
+    const [po, pc, px, p1, p2, pn] = this.#heap.stage(
       [out, x0],
       true,
       [sample, m1, m2, noiseTerm],
@@ -445,8 +403,8 @@ export class WasmKernels implements Kernels<Tensor> {
       this.#params.setConversion(s, -s, s);
       this.#exports.sweep(order, MODE.clamp, withNoise ? 1 : 0);
     }
-    this.#unstage(out, po);
-    this.#unstage(x0, pc);
+    this.#heap.unstage(out, po);
+    this.#heap.unstage(x0, pc);
   }
 
   /**
@@ -506,7 +464,7 @@ export class WasmKernels implements Kernels<Tensor> {
       return;
     }
     const { batch, perItem, below, weight } = quantile;
-    const [po, pc, px, pm, p1, p2, pn] = this.#stage(
+    const [po, pc, px, pm, p1, p2, pn] = this.#heap.stage(
       [out, converted],
       false,
       [sample, modelOutput, m1, m2, noiseTerm],
@@ -524,8 +482,8 @@ export class WasmKernels implements Kernels<Tensor> {
         perItem,
         below,
         interpolate ? 1 : 0,
-        this.#histogram(),
-        this.#extra,
+        this.#heap.histogram(),
+        this.#heap.extra,
       );
       let s: number;
       if (ex.lastHit()) {
@@ -563,8 +521,8 @@ export class WasmKernels implements Kernels<Tensor> {
       this.#params.setClamp(s);
       ex.sweep(order, MODE.sampleFirstClamp, withNoise ? 1 : 0);
     }
-    this.#unstage(out, po);
-    this.#unstage(converted, pc);
+    this.#heap.unstage(out, po);
+    this.#heap.unstage(converted, pc);
   }
 
   /**
@@ -596,7 +554,7 @@ export class WasmKernels implements Kernels<Tensor> {
         "Cannot run streamFloor as its tensors must live in the module's memory: allocate them with empty()",
       );
     }
-    const [po, pc, px, pm, p1, p2] = all.map((t) => this.#pointer(t));
+    const [po, pc, px, pm, p1, p2] = all.map((t) => this.#heap.pointer(t));
     this.#exports.streamFloor(
       po!,
       pc!,
@@ -620,147 +578,18 @@ export class WasmKernels implements Kernels<Tensor> {
   ): number {
     const ex = this.#exports;
     const interpolate = weight !== 0;
-    const hist = this.#histogram();
+    const hist = this.#heap.histogram();
     const low = ex.absOrderStat(
       p,
       perItem,
       below,
       interpolate ? 1 : 0,
       hist,
-      this.#extra,
+      this.#heap.extra,
     );
     if (low !== low) return NaN;
     const level = lerpF32(low, interpolate ? ex.nextStat() : low, weight);
     return Math.min(Math.max(level, 1), f32(maxValue));
-  }
-
-  // ---------------------------------------------------------------- memory
-
-  #pointer(t: Tensor): number {
-    return this.#allocated.get(t) ?? t.data.byteOffset + 4 * t.offset;
-  }
-
-  // The byte pointer of `t` where the kernels may use it in place, else -1.
-  #residentAt(t: Tensor): number {
-    const pointer = this.#allocated.get(t);
-    if (pointer !== undefined) return pointer;
-    return t.data.buffer === this.#buffer && t.isContiguous()
-      ? t.data.byteOffset + 4 * t.offset
-      : -1;
-  }
-
-  #allocate(bytes: number): number {
-    const reused = this.#free.get(bytes)?.pop();
-    if (reused !== undefined) return reused;
-    const pointer = this.#top;
-    const end = pointer + bytes;
-    const have = this.#memory.buffer.byteLength;
-    if (end > have) {
-      // Grow at least geometrically, so that a run of allocations grows the memory rarely.
-      const pages = Math.max(
-        Math.ceil((end - have) / PAGE),
-        Math.min(have / PAGE, MAX_PAGES - have / PAGE),
-      );
-      try {
-        this.#memory.grow(pages);
-      } catch {
-        this.#memory.grow(Math.ceil((end - have) / PAGE));
-      }
-      if (this.#memory.buffer !== this.#buffer) {
-        // A fixed-length buffer was detached by the growth: re-derive the views.
-        this.#buffer = this.#memory.buffer as ArrayBuffer;
-        this.#heap = new Float32Array(this.#buffer);
-        this.#params = new ParamBlock(this.#buffer, this.#exports.params());
-      }
-    }
-    this.#top = end;
-    return pointer;
-  }
-
-  #histogram(): number {
-    if (this.#hist === 0) {
-      this.#hist = this.#allocate(HIST_BYTES);
-      this.#heap.fill(0, this.#hist / 4, (this.#hist + HIST_BYTES) / 4);
-    }
-    return this.#hist;
-  }
-
-  #release(pointer: number, bytes: number): void {
-    const list = this.#free.get(bytes);
-    if (list) list.push(pointer);
-    else this.#free.set(bytes, [pointer]);
-  }
-
-  // Where each operand lives for a call: resident tensors in place, others copied into the
-  // staging area, one slot per operand that is not resident (the outputs' slots are loaded only
-  // when `readOut`). Returns byte pointers: the outputs' first, then each input's (0 for a null
-  // input). `extraBytes` reserves scratch after the slots. The staging area is one block of the
-  // memory, grown to the largest call seen and reused, so a loop of calls on tensors outside
-  // the memory (or results in ordinary JavaScript memory) leaves the memory's size unchanged.
-  #stage(
-    outs: Tensor | readonly Tensor[],
-    readOut: boolean,
-    inputs: readonly (Tensor | null)[],
-    extraBytes = 0,
-  ): number[] {
-    const outputs = outs instanceof Tensor ? [outs] : outs;
-    const slotBytes = roundUp(outputs[0]!.size * 4);
-    const all = this.#operands;
-    all.length = 0;
-    for (const t of outputs) all.push(t);
-    for (const t of inputs) all.push(t);
-    const pointers: number[] = [];
-    let slots = 0;
-    for (const t of all) {
-      const at = t === null ? 0 : this.#residentAt(t);
-      pointers.push(at);
-      if (at < 0) slots++;
-    }
-    const needed = slotBytes * slots + roundUp(extraBytes);
-    if (this.#scratch.bytes < needed) {
-      if (this.#scratch.bytes > 0) {
-        this.#release(this.#scratch.pointer, this.#scratch.bytes);
-      }
-      this.#scratch = { pointer: this.#allocate(needed), bytes: needed };
-    }
-    let slot = this.#scratch.pointer;
-    for (let i = 0; i < all.length; i++) {
-      if (pointers[i]! >= 0) continue;
-      const t = all[i]!;
-      pointers[i] = i < outputs.length && !readOut
-        ? slot
-        : this.#stageInto(t, slot);
-      slot += slotBytes;
-    }
-    this.#extra = slot;
-    all.length = 0;
-    return pointers;
-  }
-
-  #stageInto(t: Tensor, pointer: number): number {
-    const heap = this.#heap;
-    if (t.isContiguous()) {
-      heap.set(t.data.subarray(t.offset, t.offset + t.size), pointer / 4);
-    } else {
-      this.#fallback.copy(new Tensor(heap, t.shape, undefined, pointer / 4), t);
-    }
-    return pointer;
-  }
-
-  #unstage(out: Tensor, pointer: number): void {
-    if (this.isResident(out)) return;
-    const heap = this.#heap;
-    if (out.isContiguous()) {
-      out.data.set(
-        heap.subarray(pointer / 4, pointer / 4 + out.size),
-        out.offset,
-      );
-    } else {
-      this.#fallback.copy(
-        out,
-        new Tensor(heap, out.shape, undefined, pointer / 4),
-      );
-    }
   }
 
   // Reductions for iterative solvers (exact inversion): scalars, computed by the CPU kernels.
@@ -771,8 +600,4 @@ export class WasmKernels implements Kernels<Tensor> {
   dot(x: Tensor, y: Tensor): number {
     return this.#fallback.dot(x, y);
   }
-}
-
-function roundUp(bytes: number): number {
-  return Math.ceil(bytes / ALIGN) * ALIGN;
 }
