@@ -8,6 +8,8 @@
  *
  * @module
  */
+// The flat loops over contiguous operands live in cpu/_flat_loops.ts, torch.quantile by
+// selection in cpu/_quantile.ts.
 import { convertThenUpdate } from "../_convert.ts";
 import { f32 } from "../_f32.ts";
 import {

@@ -12,6 +12,9 @@
  *
  * @module
  */
+// This file holds the kernel methods; the rest lives next to it in wasm/: loading the module
+// (_module.ts), its memory and staging (_heap.ts), the sweep's parameter block (_params.ts) and
+// the checks that decide whether a call can run in the module (_plan.ts).
 import { convertModelOutput, convertThenUpdate } from "../_convert.ts";
 import { f32, lerpF32 } from "../_f32.ts";
 import {
