@@ -65,11 +65,7 @@ export {
   VARIANCE_TYPES,
   type VarianceType,
 } from "./lib/config.ts";
-export {
-  type InversionResult,
-  invert,
-  type InvertOptions,
-} from "./lib/invert.ts";
+export { invert, type InvertOptions } from "./lib/invert.ts";
 export {
   checkExactInversion,
   type ExactInversionOptions,
@@ -77,7 +73,12 @@ export {
   type ExactIteration,
 } from "./lib/exact_inversion.ts";
 export { generate, type GenerateOptions } from "./lib/generate.ts";
-export type { DiffusionModel, LoopOptions, LoopProgress } from "./lib/model.ts";
+export type {
+  DiffusionModel,
+  InversionResult,
+  LoopOptions,
+  LoopProgress,
+} from "./lib/model.ts";
 export { TorchGenerator } from "./lib/random.ts";
 export type { AlphaSigma } from "./lib/noise_schedule.ts";
 export type {

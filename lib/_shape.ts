@@ -92,6 +92,31 @@ export function checkHistory(
   for (let k = 0; k < needed; k++) checkSameShape(name, out, history[k]!);
 }
 
+/**
+ * Checks the operands of a fused step (`convertAndUpdate`, `thresholdAndUpdate`): `inputs` in
+ * order, then the `order - 1` entries of `history` the update reads, then the noise when the
+ * update adds it, each of `out`'s shape. Returns that noise (`noise` when `c.e` is not 0), else
+ * null.
+ *
+ * @throws {TypeError} Too few history entries, or a shape differs.
+ */
+export function checkFusedUpdate<
+  T extends { readonly shape: readonly number[] },
+>(
+  name: string,
+  out: T,
+  inputs: readonly T[],
+  history: readonly T[],
+  c: { readonly order: number; readonly e: number },
+  noise: T | null,
+): T | null {
+  for (const t of inputs) checkSameShape(name, out, t);
+  checkHistory(name, out, history, c.order - 1, c.order);
+  if (c.e === 0 || noise === null) return null;
+  checkSameShape(name, out, noise);
+  return noise;
+}
+
 /** Whether (shape, strides) lays the elements out row-major without gaps. */
 export function isRowMajor(
   shape: readonly number[],

@@ -16,8 +16,7 @@ import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import { DPMSolverMultistepScheduler } from "./multistep.ts";
 import { Tensor } from "./tensor.ts";
 import { AndersonMixer } from "./_anderson.ts";
-import type { InversionResult } from "./invert.ts";
-import type { DiffusionModel, LoopOptions } from "./model.ts";
+import type { DiffusionModel, InversionResult, LoopOptions } from "./model.ts";
 
 /** The `exact` option of `invert`. */
 export interface ExactInversionOptions {

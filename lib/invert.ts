@@ -6,25 +6,13 @@
  */
 import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import type { Tensor } from "./tensor.ts";
-import type { DiffusionModel, LoopOptions } from "./model.ts";
+import type { DiffusionModel, InversionResult, LoopOptions } from "./model.ts";
 import { classLabelsFor, prepare, runSteps } from "./_loop.ts";
 import {
   type ExactInversionOptions,
   type ExactInversionResult,
   invertExact,
 } from "./exact_inversion.ts";
-
-/** The result of {@link invert}. */
-export interface InversionResult {
-  /** The inverted sample: the noise (or partially noised sample) that regenerates the input. */
-  sample: Tensor;
-  /** The scheduler sigma the sample sits at; pass it to `generate` as `startSigma`. */
-  sigma: number;
-  /** Steps taken. */
-  steps: number;
-  /** Model calls spent (one call evaluates the whole batch): `steps` for the plain inversion. */
-  modelCalls: number;
-}
 
 /** Options of {@link invert}. */
 export interface InvertOptions extends LoopOptions {

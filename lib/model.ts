@@ -52,3 +52,15 @@ export interface LoopOptions {
   /** Called after every step; awaited when it returns a promise. */
   onProgress?: (progress: LoopProgress) => void | Promise<void>;
 }
+
+/** The result of `invert`. */
+export interface InversionResult {
+  /** The inverted sample: the noise (or partially noised sample) that regenerates the input. */
+  sample: Tensor;
+  /** The scheduler sigma the sample sits at; pass it to `generate` as `startSigma`. */
+  sigma: number;
+  /** Steps taken. */
+  steps: number;
+  /** Model calls spent (one call evaluates the whole batch): `steps` for the plain inversion. */
+  modelCalls: number;
+}

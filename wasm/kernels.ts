@@ -25,7 +25,7 @@
 //   SAMPLE_FIRST_CLAMP  `m0 = clamp((ca·x + cb·q) / cd, lo, hi) / s`, stored to `conv`: the
 //                 conversion, dynamic thresholding's clamp-and-divide and the update in one pass
 //                 (with `lo = -s`, `hi = s` in slots LO, HI, S).
-// Orders: 0, the conversion alone; 1–3, `multistep1`/`2`/`3` of backends/cpu.ts:
+// Orders: 0, the conversion alone; 1–3, the orders of `multistep` in backends/cpu.ts:
 //   1: out = a·x + b·m0
 //   2: D1 = k0·(m0 − m1),                    out = (a·x + b·m0) + c·D1
 //   3: D1_0 = k0·(m0 − m1), D1_1 = k1·(m1 − m2), D1 = D1_0 + qq·(D1_0 − D1_1),

@@ -8,14 +8,32 @@
  *
  * @module
  */
+// The flat loops over contiguous operands live in cpu/_flat_loops.ts, torch.quantile by
+// selection in cpu/_quantile.ts.
 import { convertThenUpdate } from "../_convert.ts";
-import { f32, lerpF32, quantileRank } from "../_f32.ts";
-import { checkHistory, checkSameShape, forEachRow, sizeOf } from "../_shape.ts";
+import { f32 } from "../_f32.ts";
+import {
+  checkFusedUpdate,
+  checkHistory,
+  checkSameShape,
+  forEachRow,
+  sizeOf,
+} from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
-
-const fround = Math.fround;
+import {
+  axFlat,
+  AXPBY,
+  axpbyFlat,
+  CLAMP,
+  clampFlat,
+  COPY,
+  LOAD,
+  updateFlat,
+} from "./cpu/_flat_loops.ts";
+import { torchQuantile } from "./cpu/_quantile.ts";
+import { overlaps } from "./_overlap.ts";
 
 function allContiguous(tensors: readonly Tensor[]): boolean {
   return tensors.every((t) => t.isContiguous());
@@ -329,24 +347,27 @@ export class CpuKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("convertAndUpdate", out, sample);
-    checkSameShape("convertAndUpdate", out, converted);
-    checkSameShape("convertAndUpdate", out, modelOutput);
-    checkHistory("convertAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("convertAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "convertAndUpdate",
+      out,
+      [sample, converted, modelOutput],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : converted;
     const m2 = order >= 3 ? history[1]! : converted;
     if (
       !(out.isContiguous() && converted.isContiguous() &&
         sample.isContiguous() && modelOutput.isContiguous() &&
         m1.isContiguous() && m2.isContiguous() &&
-        (!withNoise || noise.isContiguous())) ||
+        (!withNoise || noiseTerm.isContiguous())) ||
       overlaps(converted, out) || overlaps(converted, sample) ||
       overlaps(converted, modelOutput) ||
       (order >= 2 && overlaps(converted, m1)) ||
       (order >= 3 && overlaps(converted, m2)) ||
-      (withNoise && overlaps(converted, noise))
+      (withNoise && overlaps(converted, noiseTerm))
     ) {
       return convertThenUpdate(
         this,
@@ -385,8 +406,8 @@ export class CpuKernels implements Kernels<Tensor> {
       m1.offset,
       m2.data,
       m2.offset,
-      withNoise ? noise.data : null,
-      withNoise ? noise.offset : 0,
+      withNoise ? noiseTerm.data : null,
+      withNoise ? noiseTerm.offset : 0,
       out.size,
     );
   }
@@ -408,11 +429,15 @@ export class CpuKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("thresholdAndUpdate", out, sample);
-    checkSameShape("thresholdAndUpdate", out, x0);
-    checkHistory("thresholdAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("thresholdAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "thresholdAndUpdate",
+      out,
+      [sample, x0],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : x0;
     const m2 = order >= 3 ? history[1]! : x0;
     const batch = x0.shape.length === 0 ? 1 : x0.shape[0]!;
@@ -421,10 +446,10 @@ export class CpuKernels implements Kernels<Tensor> {
       perItem === 0 ||
       !(out.isContiguous() && x0.isContiguous() && sample.isContiguous() &&
         m1.isContiguous() && m2.isContiguous() &&
-        (!withNoise || noise.isContiguous())) ||
+        (!withNoise || noiseTerm.isContiguous())) ||
       overlaps(x0, out) || overlaps(x0, sample) ||
       (order >= 2 && overlaps(x0, m1)) || (order >= 3 && overlaps(x0, m2)) ||
-      (withNoise && overlaps(x0, noise))
+      (withNoise && overlaps(x0, noiseTerm))
     ) {
       this.threshold(x0, ratio, maxValue);
       this.multistep(out, sample, [x0, ...history].slice(0, order), c, noise);
@@ -454,8 +479,8 @@ export class CpuKernels implements Kernels<Tensor> {
         m1.offset + at,
         m2.data,
         m2.offset + at,
-        withNoise ? noise.data : null,
-        withNoise ? noise.offset + at : 0,
+        withNoise ? noiseTerm.data : null,
+        withNoise ? noiseTerm.offset + at : 0,
         perItem,
       );
     }
@@ -481,509 +506,4 @@ export class CpuKernels implements Kernels<Tensor> {
     const level = hasNaN ? NaN : torchQuantile(scratch, n, ratio);
     return level !== level ? NaN : Math.min(Math.max(level, 1), f32(maxValue));
   }
-}
-
-/**
- * `torch.quantile(values[0:n], q)` with linear interpolation, found by selection instead of a
- * sort. Reorders `values`.
- */
-export function torchQuantile(
-  values: Float32Array,
-  n: number,
-  q: number,
-): number {
-  const rank = quantileRank(q, n);
-  const below = Math.trunc(rank);
-  const weight = f32(rank - below);
-  const low = select(values, n, below);
-  let high = low;
-  if (weight !== 0) {
-    // After selecting `below`, the next order statistic is the minimum of what lies above it.
-    high = Infinity;
-    for (let i = below + 1; i < n; i++) {
-      if (values[i]! < high) high = values[i]!;
-    }
-  }
-  return lerpF32(low, high, weight);
-}
-
-// Quickselect (Hoare partition, median of three): after it, values[k] holds the k-th smallest
-// of values[0:n], everything before is ≤ it and everything after ≥ it.
-function select(values: Float32Array, n: number, k: number): number {
-  let lo = 0;
-  let hi = n - 1;
-  while (hi > lo) {
-    const mid = (lo + hi) >>> 1;
-    if (values[mid]! < values[lo]!) swap(values, mid, lo);
-    if (values[hi]! < values[lo]!) swap(values, hi, lo);
-    if (values[hi]! < values[mid]!) swap(values, hi, mid);
-    const pivot = values[mid]!;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (values[i]! < pivot) i++;
-      while (values[j]! > pivot) j--;
-      if (i <= j) {
-        swap(values, i, j);
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else break;
-  }
-  return values[k]!;
-}
-
-function swap(values: Float32Array, i: number, j: number): void {
-  const t = values[i]!;
-  values[i] = values[j]!;
-  values[j] = t;
-}
-
-// ------------------------------------------------------------------ flat loops (contiguous)
-
-// How the fused loop gets `m0`: read from history (LOAD), converted `(ca·p + cb·q) / cd`
-// (AXPBY), copied from `p` (COPY), or clamped in place `clamp(p, cb, ca) / cd` (CLAMP); all but
-// LOAD store it to `conv`.
-const LOAD = 0;
-const AXPBY = 1;
-const COPY = 2;
-const CLAMP = 3;
-
-function axpbyFlat(
-  od: Float32Array,
-  po: number,
-  a: number,
-  xd: Float32Array,
-  px: number,
-  b: number,
-  yd: Float32Array,
-  py: number,
-  d: number,
-  n: number,
-): void {
-  for (let i = 0; i < n; i++) {
-    od[po + i] = fround(fround(a * xd[px + i]!) + fround(b * yd[py + i]!)) / d;
-  }
-}
-
-function axFlat(
-  od: Float32Array,
-  po: number,
-  a: number,
-  xd: Float32Array,
-  px: number,
-  d: number,
-  n: number,
-): void {
-  for (let i = 0; i < n; i++) od[po + i] = fround(a * xd[px + i]!) / d;
-}
-
-// `x = clamp(x, -s, s) / s` in place (NaN kept, as the comparisons leave it).
-function clampFlat(data: Float32Array, at: number, s: number, n: number): void {
-  for (let i = at, end = at + n; i < end; i++) {
-    const v = data[i]!;
-    data[i] = (v < -s ? -s : v > s ? s : v) / s;
-  }
-}
-
-// The multistep update of `multistep` over flat ranges, with `m0` obtained per `mode` (see
-// LOAD…CLAMP), then the noise term when `nd` is given. `m1`/`m2` are read at orders 2/3. One
-// loop per (order, how m0 is obtained), so that each compiles without branches.
-function updateFlat(
-  c: MultistepCoefficients,
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  mode: number,
-  pd: Float32Array,
-  pp: number,
-  qd: Float32Array,
-  pq: number,
-  ca: number,
-  cb: number,
-  cd: number,
-  convd: Float32Array,
-  pc: number,
-  m1d: Float32Array,
-  p1: number,
-  m2d: Float32Array,
-  p2: number,
-  nd: Float32Array | null,
-  pn: number,
-  n: number,
-): void {
-  const loops = mode === AXPBY
-    ? AXPBY_LOOPS
-    : mode === CLAMP
-    ? CLAMP_LOOPS
-    : READ_LOOPS;
-  loops[c.order - 1]!(
-    od,
-    po,
-    xd,
-    px,
-    pd,
-    pp,
-    qd,
-    pq,
-    ca,
-    cb,
-    cd,
-    convd,
-    pc,
-    mode === COPY,
-    m1d,
-    p1,
-    m2d,
-    p2,
-    c,
-    n,
-  );
-  if (nd !== null && c.e !== 0) {
-    const e = c.e;
-    for (let i = 0; i < n; i++) {
-      od[po + i] = od[po + i]! + fround(e * nd[pn + i]!);
-    }
-  }
-}
-
-function update1Axpby(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  qd: Float32Array,
-  pq: number,
-  ca: number,
-  cb: number,
-  cd: number,
-  convd: Float32Array,
-  pc: number,
-  _store: boolean,
-  _m1d: Float32Array,
-  _p1: number,
-  _m2d: Float32Array,
-  _p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b } = c;
-  for (let i = 0; i < n; i++) {
-    const m0 = fround(
-      fround(fround(ca * pd[pp + i]!) + fround(cb * qd[pq + i]!)) / cd,
-    );
-    const x = xd[px + i]!;
-    convd[pc + i] = m0;
-    od[po + i] = fround(a * x) + fround(b * m0);
-  }
-}
-
-function update2Axpby(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  qd: Float32Array,
-  pq: number,
-  ca: number,
-  cb: number,
-  cd: number,
-  convd: Float32Array,
-  pc: number,
-  _store: boolean,
-  m1d: Float32Array,
-  p1: number,
-  _m2d: Float32Array,
-  _p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b, c: cc, k0 } = c;
-  for (let i = 0; i < n; i++) {
-    const m0 = fround(
-      fround(fround(ca * pd[pp + i]!) + fround(cb * qd[pq + i]!)) / cd,
-    );
-    const x = xd[px + i]!;
-    const d1 = fround(k0 * fround(m0 - m1d[p1 + i]!));
-    convd[pc + i] = m0;
-    od[po + i] = fround(fround(a * x) + fround(b * m0)) + fround(cc * d1);
-  }
-}
-
-function update3Axpby(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  qd: Float32Array,
-  pq: number,
-  ca: number,
-  cb: number,
-  cd: number,
-  convd: Float32Array,
-  pc: number,
-  _store: boolean,
-  m1d: Float32Array,
-  p1: number,
-  m2d: Float32Array,
-  p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b, c: cc, d, k0, k1, q, k2 } = c;
-  for (let i = 0; i < n; i++) {
-    const m0 = fround(
-      fround(fround(ca * pd[pp + i]!) + fround(cb * qd[pq + i]!)) / cd,
-    );
-    const x = xd[px + i]!;
-    const m1 = m1d[p1 + i]!;
-    const d10 = fround(k0 * fround(m0 - m1));
-    const d11 = fround(k1 * fround(m1 - m2d[p2 + i]!));
-    const diff = fround(d10 - d11);
-    const d1 = fround(d10 + fround(q * diff));
-    const d2 = fround(k2 * diff);
-    convd[pc + i] = m0;
-    od[po + i] =
-      fround(fround(fround(a * x) + fround(b * m0)) + fround(cc * d1)) +
-      fround(d * d2);
-  }
-}
-
-function update1Read(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  _qd: Float32Array,
-  _pq: number,
-  _ca: number,
-  _cb: number,
-  _cd: number,
-  convd: Float32Array,
-  pc: number,
-  store: boolean,
-  _m1d: Float32Array,
-  _p1: number,
-  _m2d: Float32Array,
-  _p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b } = c;
-  for (let i = 0; i < n; i++) {
-    const m0 = pd[pp + i]!;
-    const x = xd[px + i]!;
-    if (store) convd[pc + i] = m0;
-    od[po + i] = fround(a * x) + fround(b * m0);
-  }
-}
-
-function update2Read(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  _qd: Float32Array,
-  _pq: number,
-  _ca: number,
-  _cb: number,
-  _cd: number,
-  convd: Float32Array,
-  pc: number,
-  store: boolean,
-  m1d: Float32Array,
-  p1: number,
-  _m2d: Float32Array,
-  _p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b, c: cc, k0 } = c;
-  for (let i = 0; i < n; i++) {
-    const m0 = pd[pp + i]!;
-    const x = xd[px + i]!;
-    const d1 = fround(k0 * fround(m0 - m1d[p1 + i]!));
-    if (store) convd[pc + i] = m0;
-    od[po + i] = fround(fround(a * x) + fround(b * m0)) + fround(cc * d1);
-  }
-}
-
-function update3Read(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  _qd: Float32Array,
-  _pq: number,
-  _ca: number,
-  _cb: number,
-  _cd: number,
-  convd: Float32Array,
-  pc: number,
-  store: boolean,
-  m1d: Float32Array,
-  p1: number,
-  m2d: Float32Array,
-  p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b, c: cc, d, k0, k1, q, k2 } = c;
-  for (let i = 0; i < n; i++) {
-    const m0 = pd[pp + i]!;
-    const x = xd[px + i]!;
-    const m1 = m1d[p1 + i]!;
-    const d10 = fround(k0 * fround(m0 - m1));
-    const d11 = fround(k1 * fround(m1 - m2d[p2 + i]!));
-    const diff = fround(d10 - d11);
-    const d1 = fround(d10 + fround(q * diff));
-    const d2 = fround(k2 * diff);
-    if (store) convd[pc + i] = m0;
-    od[po + i] =
-      fround(fround(fround(a * x) + fround(b * m0)) + fround(cc * d1)) +
-      fround(d * d2);
-  }
-}
-
-function update1Clamp(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  _qd: Float32Array,
-  _pq: number,
-  ca: number,
-  cb: number,
-  cd: number,
-  convd: Float32Array,
-  pc: number,
-  _store: boolean,
-  _m1d: Float32Array,
-  _p1: number,
-  _m2d: Float32Array,
-  _p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b } = c;
-  for (let i = 0; i < n; i++) {
-    const v = pd[pp + i]!;
-    const m0 = fround((v < cb ? cb : v > ca ? ca : v) / cd);
-    const x = xd[px + i]!;
-    convd[pc + i] = m0;
-    od[po + i] = fround(a * x) + fround(b * m0);
-  }
-}
-
-function update2Clamp(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  _qd: Float32Array,
-  _pq: number,
-  ca: number,
-  cb: number,
-  cd: number,
-  convd: Float32Array,
-  pc: number,
-  _store: boolean,
-  m1d: Float32Array,
-  p1: number,
-  _m2d: Float32Array,
-  _p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b, c: cc, k0 } = c;
-  for (let i = 0; i < n; i++) {
-    const v = pd[pp + i]!;
-    const m0 = fround((v < cb ? cb : v > ca ? ca : v) / cd);
-    const x = xd[px + i]!;
-    const d1 = fround(k0 * fround(m0 - m1d[p1 + i]!));
-    convd[pc + i] = m0;
-    od[po + i] = fround(fround(a * x) + fround(b * m0)) + fround(cc * d1);
-  }
-}
-
-function update3Clamp(
-  od: Float32Array,
-  po: number,
-  xd: Float32Array,
-  px: number,
-  pd: Float32Array,
-  pp: number,
-  _qd: Float32Array,
-  _pq: number,
-  ca: number,
-  cb: number,
-  cd: number,
-  convd: Float32Array,
-  pc: number,
-  _store: boolean,
-  m1d: Float32Array,
-  p1: number,
-  m2d: Float32Array,
-  p2: number,
-  c: MultistepCoefficients,
-  n: number,
-): void {
-  const { a, b, c: cc, d, k0, k1, q, k2 } = c;
-  for (let i = 0; i < n; i++) {
-    const v = pd[pp + i]!;
-    const m0 = fround((v < cb ? cb : v > ca ? ca : v) / cd);
-    const x = xd[px + i]!;
-    const m1 = m1d[p1 + i]!;
-    const d10 = fround(k0 * fround(m0 - m1));
-    const d11 = fround(k1 * fround(m1 - m2d[p2 + i]!));
-    const diff = fround(d10 - d11);
-    const d1 = fround(d10 + fround(q * diff));
-    const d2 = fround(k2 * diff);
-    convd[pc + i] = m0;
-    od[po + i] =
-      fround(fround(fround(a * x) + fround(b * m0)) + fround(cc * d1)) +
-      fround(d * d2);
-  }
-}
-
-const AXPBY_LOOPS = [update1Axpby, update2Axpby, update3Axpby];
-const READ_LOOPS = [update1Read, update2Read, update3Read];
-const CLAMP_LOOPS = [update1Clamp, update2Clamp, update3Clamp];
-
-// Whether two tensors may share memory (conservatively, for views that are not contiguous).
-function overlaps(a: Tensor, b: Tensor): boolean {
-  if (a.data.buffer !== b.data.buffer || a.size === 0 || b.size === 0) {
-    return false;
-  }
-  const [aStart, aEnd] = extent(a);
-  const [bStart, bEnd] = extent(b);
-  return aStart < bEnd && bStart < aEnd;
-}
-
-function extent(t: Tensor): [number, number] {
-  if (t.isContiguous()) {
-    const start = t.data.byteOffset + 4 * t.offset;
-    return [start, start + 4 * t.size];
-  }
-  return [t.data.byteOffset, t.data.byteOffset + t.data.byteLength];
 }

@@ -12,14 +12,38 @@
  *
  * @module
  */
+// This file holds the kernel methods; the rest lives next to it in wasm/: loading the module
+// (_module.ts), its memory and staging (_heap.ts), the sweep's parameter block (_params.ts) and
+// the checks that decide whether a call can run in the module (_plan.ts).
 import { convertModelOutput, convertThenUpdate } from "../_convert.ts";
-import { f32, lerpF32, quantileRank } from "../_f32.ts";
-import { checkHistory, checkSameShape, sizeOf } from "../_shape.ts";
+import { f32, lerpF32 } from "../_f32.ts";
+import {
+  checkFusedUpdate,
+  checkHistory,
+  checkSameShape,
+  sizeOf,
+} from "../_shape.ts";
 import type { Kernels, ModelOutputConversion } from "../kernels.ts";
 import type { MultistepCoefficients } from "../solver.ts";
 import { Tensor } from "../tensor.ts";
 import { CpuKernels } from "./cpu.ts";
-import { KERNELS_WASM_BASE64 } from "./_kernels_wasm.ts";
+import {
+  type Exports,
+  kernelsModule,
+  resizableSupported,
+  tryCompile,
+} from "./wasm/_module.ts";
+import { overlaps, overlapsAny } from "./_overlap.ts";
+import { WasmHeap } from "./wasm/_heap.ts";
+import { MODE, ParamBlock } from "./wasm/_params.ts";
+import {
+  clash,
+  coefficientsF32,
+  isF32,
+  type QuantileRanks,
+  quantileRanks,
+  SAMPLED_MIN,
+} from "./wasm/_plan.ts";
 
 /** Options of {@link WasmKernels}. */
 export interface WasmKernelsOptions {
@@ -40,210 +64,6 @@ export interface WasmKernelsOptions {
    * ```
    */
   resident?: boolean;
-}
-
-type Exports = {
-  memory: WebAssembly.Memory;
-  params(): number;
-  sweep(order: number, mode: number, noisy: number): void;
-  absOrderStat(
-    x: number,
-    n: number,
-    k: number,
-    wantNext: number,
-    hist: number,
-    scratch: number,
-  ): number;
-  nextStat(): number;
-  convertedOrderStat(
-    x: number,
-    q: number,
-    n: number,
-    k: number,
-    wantNext: number,
-    hist: number,
-    scratch: number,
-  ): number;
-  lastHit(): number;
-  streamFloor(
-    out: number,
-    converted: number,
-    x: number,
-    modelOutput: number,
-    h1: number,
-    h2: number,
-    history: number,
-    n: number,
-  ): void;
-};
-
-const PAGE = 65536;
-// 4 GiB, wasm32's limit: reserved address space only, pages are committed as the memory grows.
-const MAX_PAGES = 65536;
-// The first page is left to the module; allocations are cache-line aligned.
-const HEAP_START = PAGE;
-const ALIGN = 64;
-const HIST_BYTES = 4 << 12;
-// Conversion modes and parameter-block slots (4 bytes each) of the kernels' `sweep`
-// (wasm/kernels.ts).
-const MODE = {
-  axpby: 0,
-  ax: 1,
-  "sample-first": 2,
-  "model-first": 3,
-  copy: 4,
-  clamp: 5,
-  load: 6,
-  sampleFirstClamp: 7,
-} as const;
-const SLOT = {
-  out: 0,
-  conv: 1,
-  x: 2,
-  p: 3,
-  q: 4,
-  m1: 5,
-  m2: 6,
-  noise: 7,
-  n: 8,
-  ca: 9,
-  cb: 10,
-  cd: 11,
-  a: 12,
-  b: 13,
-  c: 14,
-  k0: 15,
-  d: 16,
-  k1: 17,
-  qq: 18,
-  k2: 19,
-  e: 20,
-  lo: 21,
-  hi: 22,
-  s: 23,
-} as const;
-const PARAM_WORDS = 24;
-// The smallest item the sampled quantile takes (wasm/kernels.ts: 8 · 2^12).
-const SAMPLED_MIN = 8 << 12;
-
-// The compiled module: undefined before the first try, null where the runtime cannot run it
-// synchronously (no WebAssembly, no SIMD, or a browser's main thread refusing to compile a
-// module over 4 KB synchronously; there it is compiled in the background and set when ready).
-let compiled: WebAssembly.Module | null | undefined;
-
-function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const binary = atob(KERNELS_WASM_BASE64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-function tryCompile(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  if (typeof WebAssembly !== "object") return null;
-  const bytes = moduleBytes();
-  // Feature detection: the module validates only where SIMD (and the rest it uses) exists.
-  if (!WebAssembly.validate(bytes)) return null;
-  try {
-    compiled = new WebAssembly.Module(bytes);
-    return compiled;
-  } catch {
-    // A browser's main thread: compile in the background, usable from the next call on.
-    WebAssembly.compile(bytes).then((module) => {
-      try {
-        // Instantiating may be refused synchronously too; then stay with the fallback.
-        new WebAssembly.Instance(module, {
-          env: { memory: new WebAssembly.Memory({ initial: 2 }) },
-        });
-        compiled = module;
-      } catch { /* the TypeScript kernels remain the default */ }
-    }, () => {});
-    return null;
-  }
-}
-
-function kernelsModule(): WebAssembly.Module {
-  const module = tryCompile();
-  if (module === null) {
-    throw new TypeError(
-      "Cannot create WasmKernels as this runtime cannot compile WebAssembly SIMD synchronously: use cpuKernels (WasmKernels.supported() tells)",
-    );
-  }
-  return module;
-}
-
-function resizableSupported(): boolean {
-  return typeof (WebAssembly.Memory.prototype as {
-    toResizableBuffer?: unknown;
-  })
-    .toResizableBuffer === "function";
-}
-
-// Whether `v` is a float32 value (or NaN), so that the module computes what f32() does.
-function isF32(v: number): boolean {
-  return Math.fround(v) === v || v !== v;
-}
-
-// Whether the coefficients an update uses are float32 values.
-function coefficientsF32(
-  c: MultistepCoefficients,
-  withNoise: boolean,
-): boolean {
-  return isF32(c.a) && isF32(c.b) && isF32(c.c) && isF32(c.d) &&
-    isF32(c.k0) && isF32(c.k1) && isF32(c.q) && isF32(c.k2) &&
-    (!withNoise || isF32(c.e));
-}
-
-// Where torch.quantile(|x_item|, ratio) lies per item of dimension 0: between order statistics
-// `below` and `below + 1`, at `weight`; null where the ranks fall outside the item.
-interface QuantileRanks {
-  batch: number;
-  perItem: number;
-  below: number;
-  weight: number;
-}
-
-function quantileRanks(x: Tensor, ratio: number): QuantileRanks | null {
-  const batch = x.shape.length === 0 ? 1 : x.shape[0]!;
-  const perItem = batch === 0 ? 0 : x.size / batch;
-  if (perItem === 0) return { batch, perItem, below: 0, weight: 0 };
-  const rank = quantileRank(ratio, perItem);
-  const below = Math.trunc(rank);
-  const weight = f32(rank - below);
-  const inside = below >= 0 && below < perItem &&
-    (weight === 0 || below + 1 < perItem);
-  return inside ? { batch, perItem, below, weight } : null;
-}
-
-// Whether two tensors may share memory (conservatively, for views that are not contiguous).
-function overlaps(a: Tensor, b: Tensor): boolean {
-  if (a.data.buffer !== b.data.buffer || a.size === 0 || b.size === 0) {
-    return false;
-  }
-  const [aStart, aEnd] = extent(a);
-  const [bStart, bEnd] = extent(b);
-  return aStart < bEnd && bStart < aEnd;
-}
-
-// Whether the `bytes`-long blocks at byte pointers `p` and `q` overlap.
-function clash(p: number, q: number, bytes: number): boolean {
-  return p < q + bytes && q < p + bytes;
-}
-
-function overlapsAny(t: Tensor, others: readonly (Tensor | null)[]): boolean {
-  for (const other of others) {
-    if (other !== null && overlaps(t, other)) return true;
-  }
-  return false;
-}
-
-function extent(t: Tensor): [number, number] {
-  if (t.isContiguous()) {
-    const start = t.data.byteOffset + 4 * t.offset;
-    return [start, start + 4 * t.size];
-  }
-  return [t.data.byteOffset, t.data.byteOffset + t.data.byteLength];
 }
 
 /**
@@ -279,34 +99,11 @@ export class WasmKernels implements Kernels<Tensor> {
   readonly name = "wasm";
   /** Whether `empty()` allocates in the module's memory (see {@link WasmKernelsOptions}). */
   readonly resident: boolean;
-  readonly #memory: WebAssembly.Memory;
+  readonly #heap: WasmHeap;
   readonly #exports: Exports;
   readonly #fallback = new CpuKernels();
-  // The memory's buffer and a length-tracking view of it (refreshed after a growth that
-  // detaches a fixed-length buffer).
-  #buffer: ArrayBuffer;
-  #heap: Float32Array;
-  // The kernels' parameter block, as pointers and count, and as float32 coefficients (views of
-  // its 24 words; refreshed with the others).
-  #paramWords: Uint32Array;
-  #paramFloats: Float32Array;
-  #top = HEAP_START;
-  // Freed blocks by size in bytes; tensors give their block back when collected.
-  readonly #free = new Map<number, number[]>();
-  readonly #registry = new FinalizationRegistry<[number, number]>(
-    ([pointer, bytes]) => this.#release(pointer, bytes),
-  );
-  // Staging area for operands outside the memory, histogram and selection scratch.
-  #scratch = { pointer: 0, bytes: 0 };
-  #extra = 0;
-  // The radix histogram of thresholding, kept zeroed between calls.
-  #hist = 0;
-  // The tensors `empty()` allocated in the memory (resident by construction), with their byte
-  // pointers: one lookup per operand in a step, where the typed array's `byteOffset` (over a
-  // resizable buffer) is a builtin call.
-  readonly #allocated = new WeakMap<Tensor, number>();
-  // The operands of a call being staged (reused).
-  readonly #operands: (Tensor | null)[] = [];
+  // Views of the kernels' parameter block (made anew when a growth detaches the buffer).
+  #params: ParamBlock;
 
   /**
    * Instantiates the module (synchronously; it is about 15 KB).
@@ -315,21 +112,15 @@ export class WasmKernels implements Kernels<Tensor> {
    */
   constructor(options: WasmKernelsOptions = {}) {
     this.resident = (options.resident ?? true) && resizableSupported();
-    this.#memory = new WebAssembly.Memory({
-      initial: HEAP_START / PAGE + 1,
-      maximum: MAX_PAGES,
-    });
-    if (this.resident) {
-      (this.#memory as unknown as { toResizableBuffer(): ArrayBuffer })
-        .toResizableBuffer();
-    }
+    this.#heap = new WasmHeap(this.resident, this.#fallback);
     const instance = new WebAssembly.Instance(kernelsModule(), {
-      env: { memory: this.#memory },
+      env: { memory: this.#heap.memory },
     });
     this.#exports = instance.exports as unknown as Exports;
-    this.#buffer = this.#memory.buffer as ArrayBuffer;
-    this.#heap = new Float32Array(this.#buffer);
-    [this.#paramWords, this.#paramFloats] = this.#paramViews();
+    this.#params = new ParamBlock(this.#heap.buffer, this.#exports.params());
+    this.#heap.onDetach = () => {
+      this.#params = new ParamBlock(this.#heap.buffer, this.#exports.params());
+    };
   }
 
   /**
@@ -350,7 +141,7 @@ export class WasmKernels implements Kernels<Tensor> {
 
   /** Bytes of WebAssembly memory in use or reserved by this instance (it never shrinks). */
   get memoryBytes(): number {
-    return this.#memory.buffer.byteLength;
+    return this.#heap.memory.buffer.byteLength;
   }
 
   /** Whether `value` is a CPU {@link Tensor} (these kernels take any). */
@@ -363,10 +154,7 @@ export class WasmKernels implements Kernels<Tensor> {
    * instance's memory. Other tensors are copied in and out per call.
    */
   isResident(t: Tensor): boolean {
-    // Tensors of `empty()` are known to be; the contiguity check reads the (frozen, so slow to
-    // read) shape and strides, which matters in a step of a few microseconds.
-    return this.#allocated.has(t) ||
-      (t.data.buffer === this.#buffer && t.isContiguous());
+    return this.#heap.isResident(t);
   }
 
   /**
@@ -376,13 +164,7 @@ export class WasmKernels implements Kernels<Tensor> {
   empty(shape: readonly number[]): Tensor {
     const n = sizeOf(shape);
     if (!this.resident || n === 0) return Tensor.zeros(shape);
-    const bytes = roundUp(n * 4);
-    const pointer = this.#allocate(bytes);
-    const data = new Float32Array(this.#buffer, pointer, n);
-    this.#registry.register(data, [pointer, bytes]);
-    const tensor = new Tensor(data, shape);
-    this.#allocated.set(tensor, pointer);
-    return tensor;
+    return this.#heap.tensor(shape, n);
   }
 
   /** `out = x`. */
@@ -414,11 +196,11 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     const n = out.size;
     if (n === 0) return;
-    const [po, px, py] = this.#stage(out, false, [x, y]);
-    this.#setOperands(0, po!, 0, px!, py!, 0, 0, 0, n);
-    this.#setConversion(a, b, d);
+    const [po, px, py] = this.#heap.stage(out, false, [x, y]);
+    this.#params.setOperands(0, po!, 0, px!, py!, 0, 0, 0, n);
+    this.#params.setConversion(a, b, d);
     this.#exports.sweep(0, y === null ? MODE.ax : MODE.axpby, 0);
-    this.#unstage(out, po!);
+    this.#heap.unstage(out, po!);
   }
 
   /**
@@ -431,15 +213,15 @@ export class WasmKernels implements Kernels<Tensor> {
     if (quantile === null) return this.#fallback.threshold(x, ratio, maxValue);
     const { batch, perItem } = quantile;
     if (perItem === 0) return;
-    const [px] = this.#stage(x, true, [], perItem * 4);
+    const [px] = this.#heap.stage(x, true, [], perItem * 4);
     for (let item = 0; item < batch; item++) {
       const p = px! + item * perItem * 4;
       const s = this.#thresholdLevel(p, quantile, maxValue);
-      this.#setOperands(0, p, 0, p, 0, 0, 0, 0, perItem);
-      this.#setConversion(s, -s, s);
+      this.#params.setOperands(0, p, 0, p, 0, 0, 0, 0, perItem);
+      this.#params.setConversion(s, -s, s);
       this.#exports.sweep(0, MODE.clamp, 0);
     }
-    this.#unstage(x, px!);
+    this.#heap.unstage(x, px!);
   }
 
   /** One multistep update (see {@link MultistepCoefficients}); `history` is newest first. */
@@ -459,17 +241,17 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     const n = out.size;
     if (n === 0) return;
-    const [po, px, p0, p1, p2, pn] = this.#stage(out, false, [
+    const [po, px, p0, p1, p2, pn] = this.#heap.stage(out, false, [
       sample,
       history[0]!,
       c.order >= 2 ? history[1]! : null,
       c.order >= 3 ? history[2]! : null,
       withNoise ? noise : null,
     ]);
-    this.#setOperands(po!, 0, px!, p0!, 0, p1!, p2!, pn!, n);
-    this.#setUpdate(c, withNoise);
+    this.#params.setOperands(po!, 0, px!, p0!, 0, p1!, p2!, pn!, n);
+    this.#params.setUpdate(c, withNoise);
     this.#exports.sweep(c.order, MODE.load, withNoise ? 1 : 0);
-    this.#unstage(out, po!);
+    this.#heap.unstage(out, po!);
   }
 
   /**
@@ -490,24 +272,27 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("convertAndUpdate", out, sample);
-    checkSameShape("convertAndUpdate", out, converted);
-    checkSameShape("convertAndUpdate", out, modelOutput);
-    checkHistory("convertAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("convertAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "convertAndUpdate",
+      out,
+      [sample, converted, modelOutput],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const copy = conversion.form === "copy";
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
     const n = out.size;
     // Byte pointers of the resident operands (-1: not resident).
-    let po = this.#residentAt(out);
-    let pc = this.#residentAt(converted);
-    let px = this.#residentAt(sample);
-    let pm = this.#residentAt(modelOutput);
-    let p1 = m1 === null ? 0 : this.#residentAt(m1);
-    let p2 = m2 === null ? 0 : this.#residentAt(m2);
-    let pn = withNoise ? this.#residentAt(noise) : 0;
+    let po = this.#heap.residentAt(out);
+    let pc = this.#heap.residentAt(converted);
+    let px = this.#heap.residentAt(sample);
+    let pm = this.#heap.residentAt(modelOutput);
+    let p1 = m1 === null ? 0 : this.#heap.residentAt(m1);
+    let p2 = m2 === null ? 0 : this.#heap.residentAt(m2);
+    let pn = withNoise ? this.#heap.residentAt(noiseTerm) : 0;
     const allResident = po >= 0 && pc >= 0 && px >= 0 && pm >= 0 && p1 >= 0 &&
       p2 >= 0 && pn >= 0;
     let separate = !(copy ||
@@ -522,7 +307,7 @@ export class WasmKernels implements Kernels<Tensor> {
         (withNoise && clash(pc, pn, bytes));
     } else {
       separate ||= overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
-        (withNoise && overlaps(converted, noise));
+        (withNoise && overlaps(converted, noiseTerm));
     }
     if (separate) {
       return convertThenUpdate(
@@ -539,20 +324,20 @@ export class WasmKernels implements Kernels<Tensor> {
     }
     if (n === 0) return;
     if (!allResident) {
-      [po, pc, px, pm, p1, p2, pn] = this.#stage(
+      [po, pc, px, pm, p1, p2, pn] = this.#heap.stage(
         [out, converted],
         false,
-        [sample, modelOutput, m1, m2, withNoise ? noise : null],
+        [sample, modelOutput, m1, m2, noiseTerm],
       ) as [number, number, number, number, number, number, number];
     }
     // The kernel reads the sample from `x`; the model output is the other operand.
-    this.#setOperands(po, pc, px, pm, pm, p1, p2, pn, n);
-    this.#setConversion(conversion.a, conversion.b, conversion.d);
-    this.#setUpdate(c, withNoise);
+    this.#params.setOperands(po, pc, px, pm, pm, p1, p2, pn, n);
+    this.#params.setConversion(conversion.a, conversion.b, conversion.d);
+    this.#params.setUpdate(c, withNoise);
     this.#exports.sweep(order, MODE[conversion.form], withNoise ? 1 : 0);
     if (!allResident) {
-      this.#unstage(out, po);
-      this.#unstage(converted, pc);
+      this.#heap.unstage(out, po);
+      this.#heap.unstage(converted, pc);
     }
   }
 
@@ -573,11 +358,15 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("thresholdAndUpdate", out, sample);
-    checkSameShape("thresholdAndUpdate", out, x0);
-    checkHistory("thresholdAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("thresholdAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "thresholdAndUpdate",
+      out,
+      [sample, x0],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
     const quantile = quantileRanks(x0, ratio);
@@ -585,25 +374,25 @@ export class WasmKernels implements Kernels<Tensor> {
       quantile === null || quantile.perItem === 0 ||
       !coefficientsF32(c, withNoise) ||
       overlapsAny(x0, [out, sample, m1, m2]) ||
-      (withNoise && overlaps(x0, noise))
+      (withNoise && overlaps(x0, noiseTerm))
     ) {
       this.threshold(x0, ratio, maxValue);
       this.multistep(out, sample, [x0, ...history].slice(0, order), c, noise);
       return;
     }
     const { batch, perItem } = quantile;
-    const [po, pc, px, p1, p2, pn] = this.#stage(
+    const [po, pc, px, p1, p2, pn] = this.#heap.stage(
       [out, x0],
       true,
-      [sample, m1, m2, withNoise ? noise : null],
+      [sample, m1, m2, noiseTerm],
       perItem * 4,
     ) as [number, number, number, number, number, number];
-    this.#setUpdate(c, withNoise);
+    this.#params.setUpdate(c, withNoise);
     for (let item = 0; item < batch; item++) {
       const at = item * perItem * 4;
       const s = this.#thresholdLevel(pc + at, quantile, maxValue);
       // m0 = clamp(x0, -s, s) / s, in place, then the update.
-      this.#setOperands(
+      this.#params.setOperands(
         po + at,
         pc + at,
         px + at,
@@ -614,11 +403,11 @@ export class WasmKernels implements Kernels<Tensor> {
         withNoise ? pn + at : 0,
         perItem,
       );
-      this.#setConversion(s, -s, s);
+      this.#params.setConversion(s, -s, s);
       this.#exports.sweep(order, MODE.clamp, withNoise ? 1 : 0);
     }
-    this.#unstage(out, po);
-    this.#unstage(x0, pc);
+    this.#heap.unstage(out, po);
+    this.#heap.unstage(x0, pc);
   }
 
   /**
@@ -644,12 +433,15 @@ export class WasmKernels implements Kernels<Tensor> {
     noise: Tensor | null,
   ): void {
     const order = c.order;
-    checkSameShape("convertThresholdAndUpdate", out, sample);
-    checkSameShape("convertThresholdAndUpdate", out, converted);
-    checkSameShape("convertThresholdAndUpdate", out, modelOutput);
-    checkHistory("convertThresholdAndUpdate", out, history, order - 1, order);
-    const withNoise = c.e !== 0 && noise !== null;
-    if (withNoise) checkSameShape("convertThresholdAndUpdate", out, noise);
+    const noiseTerm = checkFusedUpdate(
+      "convertThresholdAndUpdate",
+      out,
+      [sample, converted, modelOutput],
+      history,
+      c,
+      noise,
+    );
+    const withNoise = noiseTerm !== null;
     const m1 = order >= 2 ? history[0]! : null;
     const m2 = order >= 3 ? history[1]! : null;
     const quantile = quantileRanks(converted, ratio);
@@ -659,7 +451,7 @@ export class WasmKernels implements Kernels<Tensor> {
       quantile.perItem < SAMPLED_MIN || !(isF32(a) && isF32(b) && isF32(d)) ||
       !coefficientsF32(c, withNoise) ||
       overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
-      (withNoise && overlaps(converted, noise))
+      (withNoise && overlaps(converted, noiseTerm))
     ) {
       convertModelOutput(this, converted, sample, modelOutput, conversion);
       this.thresholdAndUpdate(
@@ -675,26 +467,26 @@ export class WasmKernels implements Kernels<Tensor> {
       return;
     }
     const { batch, perItem, below, weight } = quantile;
-    const [po, pc, px, pm, p1, p2, pn] = this.#stage(
+    const [po, pc, px, pm, p1, p2, pn] = this.#heap.stage(
       [out, converted],
       false,
-      [sample, modelOutput, m1, m2, withNoise ? noise : null],
+      [sample, modelOutput, m1, m2, noiseTerm],
       perItem * 4,
     ) as [number, number, number, number, number, number, number];
     const ex = this.#exports;
     const interpolate = weight !== 0;
-    this.#setUpdate(c, withNoise);
+    this.#params.setUpdate(c, withNoise);
     for (let item = 0; item < batch; item++) {
       const at = item * perItem * 4;
-      this.#setConversion(a, b, d);
+      this.#params.setConversion(a, b, d);
       const low = ex.convertedOrderStat(
         px + at,
         pm + at,
         perItem,
         below,
         interpolate ? 1 : 0,
-        this.#histogram(),
-        this.#extra,
+        this.#heap.histogram(),
+        this.#heap.extra,
       );
       let s: number;
       if (ex.lastHit()) {
@@ -704,11 +496,21 @@ export class WasmKernels implements Kernels<Tensor> {
         );
       } else {
         // The sampled bracket missed: convert into memory and take the histogram's way.
-        this.#setOperands(0, pc + at, 0, px + at, pm + at, 0, 0, 0, perItem);
+        this.#params.setOperands(
+          0,
+          pc + at,
+          0,
+          px + at,
+          pm + at,
+          0,
+          0,
+          0,
+          perItem,
+        );
         ex.sweep(0, MODE.axpby, 0);
         s = this.#thresholdLevel(pc + at, quantile, maxValue);
       }
-      this.#setOperands(
+      this.#params.setOperands(
         po + at,
         pc + at,
         px + at,
@@ -719,14 +521,11 @@ export class WasmKernels implements Kernels<Tensor> {
         withNoise ? pn + at : 0,
         perItem,
       );
-      const floats = this.#paramFloats;
-      floats[SLOT.lo] = -s;
-      floats[SLOT.hi] = s;
-      floats[SLOT.s] = s;
+      this.#params.setClamp(s);
       ex.sweep(order, MODE.sampleFirstClamp, withNoise ? 1 : 0);
     }
-    this.#unstage(out, po);
-    this.#unstage(converted, pc);
+    this.#heap.unstage(out, po);
+    this.#heap.unstage(converted, pc);
   }
 
   /**
@@ -758,7 +557,7 @@ export class WasmKernels implements Kernels<Tensor> {
         "Cannot run streamFloor as its tensors must live in the module's memory: allocate them with empty()",
       );
     }
-    const [po, pc, px, pm, p1, p2] = all.map((t) => this.#pointer(t));
+    const [po, pc, px, pm, p1, p2] = all.map((t) => this.#heap.pointer(t));
     this.#exports.streamFloor(
       po!,
       pc!,
@@ -773,60 +572,6 @@ export class WasmKernels implements Kernels<Tensor> {
 
   // ---------------------------------------------------------------- sweeps
 
-  #paramViews(): [Uint32Array, Float32Array] {
-    const at = this.#exports.params();
-    return [
-      new Uint32Array(this.#buffer, at, PARAM_WORDS),
-      new Float32Array(this.#buffer, at, PARAM_WORDS),
-    ];
-  }
-
-  // A sweep's byte pointers (0 where unused) and element count, into the parameter block.
-  #setOperands(
-    out: number,
-    conv: number,
-    x: number,
-    p: number,
-    q: number,
-    m1: number,
-    m2: number,
-    noise: number,
-    n: number,
-  ): void {
-    const words = this.#paramWords;
-    words[SLOT.out] = out;
-    words[SLOT.conv] = conv;
-    words[SLOT.x] = x;
-    words[SLOT.p] = p;
-    words[SLOT.q] = q;
-    words[SLOT.m1] = m1;
-    words[SLOT.m2] = m2;
-    words[SLOT.noise] = noise;
-    words[SLOT.n] = n;
-  }
-
-  // The conversion's `(ca·p + cb·q) / cd` (float32 values, checked by the caller).
-  #setConversion(ca: number, cb: number, cd: number): void {
-    const floats = this.#paramFloats;
-    floats[SLOT.ca] = ca;
-    floats[SLOT.cb] = cb;
-    floats[SLOT.cd] = cd;
-  }
-
-  // The update's coefficients (float32 values, checked by the caller); `e` only with noise.
-  #setUpdate(c: MultistepCoefficients, withNoise: boolean): void {
-    const floats = this.#paramFloats;
-    floats[SLOT.a] = c.a;
-    floats[SLOT.b] = c.b;
-    floats[SLOT.c] = c.c;
-    floats[SLOT.k0] = c.k0;
-    floats[SLOT.d] = c.d;
-    floats[SLOT.k1] = c.k1;
-    floats[SLOT.qq] = c.q;
-    floats[SLOT.k2] = c.k2;
-    floats[SLOT.e] = withNoise ? c.e : 0;
-  }
-
   // Dynamic thresholding's level for the item at byte pointer `p`: the quantile of |x| clamped
   // to [1, maxValue] as torch.clamp does, or NaN when the item holds a NaN.
   #thresholdLevel(
@@ -836,147 +581,18 @@ export class WasmKernels implements Kernels<Tensor> {
   ): number {
     const ex = this.#exports;
     const interpolate = weight !== 0;
-    const hist = this.#histogram();
+    const hist = this.#heap.histogram();
     const low = ex.absOrderStat(
       p,
       perItem,
       below,
       interpolate ? 1 : 0,
       hist,
-      this.#extra,
+      this.#heap.extra,
     );
     if (low !== low) return NaN;
     const level = lerpF32(low, interpolate ? ex.nextStat() : low, weight);
     return Math.min(Math.max(level, 1), f32(maxValue));
-  }
-
-  // ---------------------------------------------------------------- memory
-
-  #pointer(t: Tensor): number {
-    return this.#allocated.get(t) ?? t.data.byteOffset + 4 * t.offset;
-  }
-
-  // The byte pointer of `t` where the kernels may use it in place, else -1.
-  #residentAt(t: Tensor): number {
-    const pointer = this.#allocated.get(t);
-    if (pointer !== undefined) return pointer;
-    return t.data.buffer === this.#buffer && t.isContiguous()
-      ? t.data.byteOffset + 4 * t.offset
-      : -1;
-  }
-
-  #allocate(bytes: number): number {
-    const reused = this.#free.get(bytes)?.pop();
-    if (reused !== undefined) return reused;
-    const pointer = this.#top;
-    const end = pointer + bytes;
-    const have = this.#memory.buffer.byteLength;
-    if (end > have) {
-      // Grow at least geometrically, so that a run of allocations grows the memory rarely.
-      const pages = Math.max(
-        Math.ceil((end - have) / PAGE),
-        Math.min(have / PAGE, MAX_PAGES - have / PAGE),
-      );
-      try {
-        this.#memory.grow(pages);
-      } catch {
-        this.#memory.grow(Math.ceil((end - have) / PAGE));
-      }
-      if (this.#memory.buffer !== this.#buffer) {
-        // A fixed-length buffer was detached by the growth: re-derive the views.
-        this.#buffer = this.#memory.buffer as ArrayBuffer;
-        this.#heap = new Float32Array(this.#buffer);
-        [this.#paramWords, this.#paramFloats] = this.#paramViews();
-      }
-    }
-    this.#top = end;
-    return pointer;
-  }
-
-  #histogram(): number {
-    if (this.#hist === 0) {
-      this.#hist = this.#allocate(HIST_BYTES);
-      this.#heap.fill(0, this.#hist / 4, (this.#hist + HIST_BYTES) / 4);
-    }
-    return this.#hist;
-  }
-
-  #release(pointer: number, bytes: number): void {
-    const list = this.#free.get(bytes);
-    if (list) list.push(pointer);
-    else this.#free.set(bytes, [pointer]);
-  }
-
-  // Where each operand lives for a call: resident tensors in place, others copied into the
-  // staging area, one slot per operand that is not resident (the outputs' slots are loaded only
-  // when `readOut`). Returns byte pointers: the outputs' first, then each input's (0 for a null
-  // input). `extraBytes` reserves scratch after the slots. The staging area is one block of the
-  // memory, grown to the largest call seen and reused, so a loop of calls on tensors outside
-  // the memory (or results in ordinary JavaScript memory) leaves the memory's size unchanged.
-  #stage(
-    outs: Tensor | readonly Tensor[],
-    readOut: boolean,
-    inputs: readonly (Tensor | null)[],
-    extraBytes = 0,
-  ): number[] {
-    const outputs = outs instanceof Tensor ? [outs] : outs;
-    const slotBytes = roundUp(outputs[0]!.size * 4);
-    const all = this.#operands;
-    all.length = 0;
-    for (const t of outputs) all.push(t);
-    for (const t of inputs) all.push(t);
-    const pointers: number[] = [];
-    let slots = 0;
-    for (const t of all) {
-      const at = t === null ? 0 : this.#residentAt(t);
-      pointers.push(at);
-      if (at < 0) slots++;
-    }
-    const needed = slotBytes * slots + roundUp(extraBytes);
-    if (this.#scratch.bytes < needed) {
-      if (this.#scratch.bytes > 0) {
-        this.#release(this.#scratch.pointer, this.#scratch.bytes);
-      }
-      this.#scratch = { pointer: this.#allocate(needed), bytes: needed };
-    }
-    let slot = this.#scratch.pointer;
-    for (let i = 0; i < all.length; i++) {
-      if (pointers[i]! >= 0) continue;
-      const t = all[i]!;
-      pointers[i] = i < outputs.length && !readOut
-        ? slot
-        : this.#stageInto(t, slot);
-      slot += slotBytes;
-    }
-    this.#extra = slot;
-    all.length = 0;
-    return pointers;
-  }
-
-  #stageInto(t: Tensor, pointer: number): number {
-    const heap = this.#heap;
-    if (t.isContiguous()) {
-      heap.set(t.data.subarray(t.offset, t.offset + t.size), pointer / 4);
-    } else {
-      this.#fallback.copy(new Tensor(heap, t.shape, undefined, pointer / 4), t);
-    }
-    return pointer;
-  }
-
-  #unstage(out: Tensor, pointer: number): void {
-    if (this.isResident(out)) return;
-    const heap = this.#heap;
-    if (out.isContiguous()) {
-      out.data.set(
-        heap.subarray(pointer / 4, pointer / 4 + out.size),
-        out.offset,
-      );
-    } else {
-      this.#fallback.copy(
-        out,
-        new Tensor(heap, out.shape, undefined, pointer / 4),
-      );
-    }
   }
 
   // Reductions for iterative solvers (exact inversion): scalars, computed by the CPU kernels.
@@ -987,8 +603,4 @@ export class WasmKernels implements Kernels<Tensor> {
   dot(x: Tensor, y: Tensor): number {
     return this.#fallback.dot(x, y);
   }
-}
-
-function roundUp(bytes: number): number {
-  return Math.ceil(bytes / ALIGN) * ALIGN;
 }
