@@ -291,7 +291,7 @@ async function main() {
     };
     try {
       say(
-        `digit ${index} (class ${
+        `held-out digit #${index} (class ${
           classes[index]
         }): inverting and reconstructing, ${steps} steps each way…`,
       );
@@ -315,7 +315,7 @@ async function main() {
         } s after the page started loading`;
       }
       say(
-        `digit ${index}: round trip ${
+        `held-out digit #${index}: round trip ${
           r.psnr.toFixed(2)
         } dB; editing to the ten classes (guidance ${GUIDANCE}, strength ${EDIT_STRENGTH})…`,
       );
@@ -348,7 +348,7 @@ async function main() {
       state.edits = Array.from(predicted);
       const hits = targets.filter((c, i) => predicted[i] === c).length;
       say(
-        `digit ${index}: round trip ${
+        `held-out digit #${index}: round trip ${
           r.psnr.toFixed(2)
         } dB; the classifier reads ${hits} of 10 edits as their target class`,
       );
