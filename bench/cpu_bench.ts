@@ -272,8 +272,8 @@ export function runBenchmarks(
   return results;
 }
 
-// The floor's loop in plain JavaScript over Float32Arrays.
-function jsLoop(arrays: Float32Array[], history: number): void {
+/** The floor's loop in plain JavaScript over Float32Arrays. */
+export function jsLoop(arrays: Float32Array[], history: number): void {
   const [out, conv, x, mo, h1, h2] = arrays as [
     Float32Array,
     Float32Array,

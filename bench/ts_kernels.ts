@@ -15,7 +15,7 @@ import {
 } from "../mod.ts";
 import { multistepCoefficients } from "../lib/solver.ts";
 import { sigmaToAlphaSigma } from "../lib/noise_schedule.ts";
-import { CASES, median } from "./cpu_bench.ts";
+import { CASES, jsLoop, median } from "./cpu_bench.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -27,33 +27,6 @@ function gaussianish(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.sin(0.37 * i * seed + seed);
   return out;
-}
-
-function jsLoop(arrays: Float32Array[], history: number): void {
-  const [out, conv, x, mo, h1, h2] = arrays as [
-    Float32Array,
-    Float32Array,
-    Float32Array,
-    Float32Array,
-    Float32Array,
-    Float32Array,
-  ];
-  const n = out.length;
-  if (history >= 2) {
-    for (let i = 0; i < n; i++) {
-      const v = x[i]!;
-      const m0 = v + -0.1 * mo[i]!;
-      conv[i] = m0;
-      out[i] = 0.9 * v + 0.3 * (m0 + (h1[i]! - h2[i]!));
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const v = x[i]!;
-      const m0 = v + -0.1 * mo[i]!;
-      conv[i] = m0;
-      out[i] = 0.9 * v + 0.3 * (m0 - h1[i]!);
-    }
-  }
 }
 
 // The same step in plain JavaScript with float32 rounding after each operation (what the result
