@@ -266,3 +266,23 @@ export function repeat(sample: Tensor, k: number): Tensor {
   for (let j = 0; j < k; j++) out.set(x, j * x.length);
   return new Tensor(out, [k, ...sample.shape.slice(1)]);
 }
+
+/** What the page reports (read by the browser test). */
+export interface DemoState {
+  status: "loading" | "running" | "done" | "error";
+  error?: string;
+  backend?: string;
+  digit?: number;
+  label?: number;
+  steps?: number;
+  psnr?: number;
+  /** Milliseconds from navigation start to the first reconstruction on screen. */
+  firstResultMs?: number;
+  edits?: number[];
+  /** Milliseconds from navigation start at which each part was ready. */
+  timings?: Record<string, number>;
+  roundTrip?: (
+    index: number,
+    steps: number,
+  ) => Promise<{ psnr: number; label: number }>;
+}

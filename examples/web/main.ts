@@ -20,6 +20,7 @@ import { requestWebGpuKernels } from "../../webgpu.ts";
 import {
   cpuBackend,
   type DemoContext,
+  type DemoState,
   gpuBackend,
   invertImage,
   ortClassifier,
@@ -34,26 +35,6 @@ const MODEL = new URL("models/digits/", location.href).href;
 const PICKER_COUNT = 24;
 const GUIDANCE = 3;
 const EDIT_STRENGTH = 0.5;
-
-/** What the page reports (read by the browser test). */
-interface DemoState {
-  status: "loading" | "running" | "done" | "error";
-  error?: string;
-  backend?: string;
-  digit?: number;
-  label?: number;
-  steps?: number;
-  psnr?: number;
-  /** Milliseconds from navigation start to the first reconstruction on screen. */
-  firstResultMs?: number;
-  edits?: number[];
-  /** Milliseconds from navigation start at which each part was ready. */
-  timings?: Record<string, number>;
-  roundTrip?: (
-    index: number,
-    steps: number,
-  ) => Promise<{ psnr: number; label: number }>;
-}
 
 const state: DemoState = {
   status: "loading",

@@ -7,20 +7,8 @@
 import assert from "node:assert/strict";
 import { buildDemo, serveDemo } from "../../examples/web/serve.ts";
 import { loadDigits, roundTrip } from "../../examples/_digits.ts";
+import type { DemoState } from "../../examples/web/_demo.ts";
 import { ignore, launch, withConsole } from "./_chromium.ts";
-
-interface PageState {
-  status: string;
-  error?: string;
-  backend?: string;
-  digit?: number;
-  label?: number;
-  steps?: number;
-  psnr?: number;
-  firstResultMs?: number;
-  edits?: number[];
-  timings?: Record<string, number>;
-}
 
 // Digits and steps compared beyond the page's first run (digit 0, 25 steps).
 const EXTRA_RUNS: [number, number][] = Deno.env.get("WEB_DEMO_QUICK")
@@ -64,14 +52,14 @@ Deno.test({
           await page.goto(server.url + query);
           await page.waitForFunction(
             () => {
-              const s = (globalThis as unknown as { demo?: PageState }).demo;
+              const s = (globalThis as unknown as { demo?: DemoState }).demo;
               return s && (s.status === "done" || s.status === "error");
             },
             { timeout: 180_000 },
           );
           const state = await page.evaluate(() =>
-            (globalThis as unknown as { demo: PageState }).demo
-          ) as PageState;
+            (globalThis as unknown as { demo: DemoState }).demo
+          ) as DemoState;
           assert.equal(state.status, "done", state.error);
           const expected = await denoPsnr(state.digit!, state.steps!);
           console.log(
