@@ -7,6 +7,7 @@ import { parseConfigJson } from "../../lib/_config_file.ts";
 import { decodeNpy } from "../../lib/npy.ts";
 import { DPMSolverMultistepScheduler } from "../../lib/multistep.ts";
 import { DPMSolverMultistepInverseScheduler } from "../../lib/multistep_inverse.ts";
+import type { MultistepScheduler } from "../../lib/multistep_scheduler.ts";
 import {
   requestWebGpuKernels,
   type WebGpuKernels,
@@ -176,6 +177,34 @@ async function compareGpu(
   });
 }
 
+// An add_noise case: `addNoise` on the CPU against diffusers, and on WebGPU against the CPU.
+async function addNoiseCase(
+  dir: string,
+  s: MultistepScheduler,
+  kernels: WebGpuKernels | null,
+  report: ParityReport,
+  fail: Fail,
+  name: string,
+): Promise<void> {
+  const [original, noise, timesteps, noisy] = await Promise.all([
+    npy(`${dir}original.npy`),
+    npy(`${dir}noise.npy`),
+    int32(`${dir}noise_timesteps.npy`),
+    npy(`${dir}noisy.npy`),
+  ]);
+  const onCpu = s.addNoise(original, noise, timesteps);
+  report.steps++;
+  report.cpuComparedToDiffusers++;
+  if (bitEqual(onCpu, noisy)) report.cpuExactVsDiffusers++;
+  else fail(`${name}: CPU addNoise differs from diffusers`);
+  if (kernels) {
+    const [x, n] = [kernels.upload(original), kernels.upload(noise)];
+    const out = s.addNoise(x, n, timesteps);
+    await compareGpu([out.read()], [onCpu], report, fail, name);
+    for (const t of [x, n, out]) t.release();
+  }
+}
+
 async function inverseCase(
   dir: string,
   c: InverseCase,
@@ -192,24 +221,7 @@ async function inverseCase(
     return s;
   };
   if (c.kind === "add_noise") {
-    const [original, noise, timesteps, noisy] = await Promise.all([
-      npy(`${dir}original.npy`),
-      npy(`${dir}noise.npy`),
-      int32(`${dir}noise_timesteps.npy`),
-      npy(`${dir}noisy.npy`),
-    ]);
-    const s = await scheduler();
-    const onCpu = s.addNoise(original, noise, timesteps);
-    report.steps++;
-    report.cpuComparedToDiffusers++;
-    if (bitEqual(onCpu, noisy)) report.cpuExactVsDiffusers++;
-    else fail(`${name}: CPU addNoise differs from diffusers`);
-    if (kernels) {
-      const [x, n] = [kernels.upload(original), kernels.upload(noise)];
-      const out = s.addNoise(x, n, timesteps);
-      await compareGpu([out.read()], [onCpu], report, fail, name);
-      for (const t of [x, n, out]) t.release();
-    }
+    await addNoiseCase(dir, await scheduler(), kernels, report, fail, name);
     return;
   }
   const [samples, modelOutputs] = await Promise.all([
@@ -262,24 +274,7 @@ async function forwardCase(
     return s;
   };
   if (c.kind !== "steps") {
-    const [original, noise, timesteps, noisy] = await Promise.all([
-      npy(`${dir}original.npy`),
-      npy(`${dir}noise.npy`),
-      int32(`${dir}noise_timesteps.npy`),
-      npy(`${dir}noisy.npy`),
-    ]);
-    const s = await scheduler();
-    const onCpu = s.addNoise(original, noise, timesteps);
-    report.steps++;
-    report.cpuComparedToDiffusers++;
-    if (bitEqual(onCpu, noisy)) report.cpuExactVsDiffusers++;
-    else fail(`${name}: CPU addNoise differs from diffusers`);
-    if (kernels) {
-      const [x, n] = [kernels.upload(original), kernels.upload(noise)];
-      const out = s.addNoise(x, n, timesteps);
-      await compareGpu([out.read()], [onCpu], report, fail, name);
-      for (const t of [x, n, out]) t.release();
-    }
+    await addNoiseCase(dir, await scheduler(), kernels, report, fail, name);
     return;
   }
   // trajectory.npy: per row the sample, the model output, then the SDE noise when seeded.
