@@ -93,10 +93,10 @@ export function checkHistory(
 }
 
 /**
- * Checks the operands of a fused step (`convertAndUpdate`, `thresholdAndUpdate`): `inputs` in
- * order, then the `order - 1` entries of `history` the update reads, then the noise when the
+ * Checks the operands of a fused step (`convertAndUpdate`, `thresholdAndUpdate`): `sample`,
+ * `x` and `y` (when not null) in order, then the `order - 1` entries of `history` the update reads, then the noise when the
  * update adds it, each of `out`'s shape. Returns that noise (`noise` when `c.e` is not 0), else
- * null.
+ * null. The operands are separate parameters so that the check allocates nothing per step.
  *
  * @throws {TypeError} Too few history entries, or a shape differs.
  */
@@ -105,12 +105,16 @@ export function checkFusedUpdate<
 >(
   name: string,
   out: T,
-  inputs: readonly T[],
+  sample: T,
+  x: T,
+  y: T | null,
   history: readonly T[],
   c: { readonly order: number; readonly e: number },
   noise: T | null,
 ): T | null {
-  for (const t of inputs) checkSameShape(name, out, t);
+  checkSameShape(name, out, sample);
+  checkSameShape(name, out, x);
+  if (y !== null) checkSameShape(name, out, y);
   checkHistory(name, out, history, c.order - 1, c.order);
   if (c.e === 0 || noise === null) return null;
   checkSameShape(name, out, noise);

@@ -350,7 +350,9 @@ export class CpuKernels implements Kernels<Tensor> {
     const noiseTerm = checkFusedUpdate(
       "convertAndUpdate",
       out,
-      [sample, converted, modelOutput],
+      sample,
+      converted,
+      modelOutput,
       history,
       c,
       noise,
@@ -432,7 +434,9 @@ export class CpuKernels implements Kernels<Tensor> {
     const noiseTerm = checkFusedUpdate(
       "thresholdAndUpdate",
       out,
-      [sample, x0],
+      sample,
+      x0,
+      null,
       history,
       c,
       noise,

@@ -275,7 +275,9 @@ export class WasmKernels implements Kernels<Tensor> {
     const noiseTerm = checkFusedUpdate(
       "convertAndUpdate",
       out,
-      [sample, converted, modelOutput],
+      sample,
+      converted,
+      modelOutput,
       history,
       c,
       noise,
@@ -361,7 +363,9 @@ export class WasmKernels implements Kernels<Tensor> {
     const noiseTerm = checkFusedUpdate(
       "thresholdAndUpdate",
       out,
-      [sample, x0],
+      sample,
+      x0,
+      null,
       history,
       c,
       noise,
@@ -436,7 +440,9 @@ export class WasmKernels implements Kernels<Tensor> {
     const noiseTerm = checkFusedUpdate(
       "convertThresholdAndUpdate",
       out,
-      [sample, converted, modelOutput],
+      sample,
+      converted,
+      modelOutput,
       history,
       c,
       noise,
