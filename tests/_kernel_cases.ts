@@ -745,9 +745,12 @@ cases.push({
   },
 });
 
-// |Σ x·y − exact| for a sum of n float32 products in float32, any order: γ_n·Σ|x·y|; the CPU
-// oracle's float64 sum adds its own γ_n of 2⁻⁵³ (twice: the oracle and |x|·|y|).
-function dotBound(n: number, absSum: number): number {
+/**
+ * How far a float32 `dot` of n elements may be from the CPU oracle's: a sum of n float32 products
+ * in float32, in any order, is within γ_n·Σ|x·y| of the exact sum (γ_n = n·u / (1 − n·u),
+ * u = 2⁻²⁴); the oracle's float64 sum adds its own γ_n of 2⁻⁵³, twice (`absSum` is one too).
+ */
+export function dotBound(n: number, absSum: number): number {
   const gamma = (u: number) => (n * u) / (1 - n * u);
   return (gamma(2 ** -24) + 2 * gamma(2 ** -53)) * absSum;
 }
@@ -813,6 +816,7 @@ cases.push({
   },
 });
 
-function abs(t: Tensor): Tensor {
+/** |t| element-wise, as a new contiguous CPU tensor. */
+export function abs(t: Tensor): Tensor {
   return new Tensor(t.contiguous().toFloat32Array().map(Math.abs), t.shape);
 }
