@@ -3,7 +3,8 @@
 // Expected values come from mathematics (exactly representable inputs and results) or from the
 // TypeScript CPU kernels, the oracle whose steps tests/multistep_inverse_test.ts and the
 // diffusers suites hold to diffusers' references. Every backend must match bit for bit (any NaN
-// matching any NaN). No Deno API here: the module also runs in a browser.
+// matching any NaN), except `dot`, held to float32's summation bound (see dotBound). No Deno API
+// here: the module also runs in a browser.
 import { convertThenUpdate } from "../lib/_convert.ts";
 import { CpuKernels } from "../lib/backends/cpu.ts";
 import type {

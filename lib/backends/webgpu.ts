@@ -3,7 +3,8 @@
  * {@link WebGpuTensor}s that live in `GPUBuffer`s. A scheduler given WebGPU tensors steps them on
  * the device: each kernel call records its dispatches and submits them, with no readback and no
  * host work proportional to the tensor size. Results match the CPU backend's float32 operation
- * order (products are kept from fusing into FMAs). A kernel the device rejects (a shader that does
+ * order (products are kept from fusing into FMAs); only the `dot` reduction differs, summing in
+ * float32 where the CPU sums in float64. A kernel the device rejects (a shader that does
  * not compile, a pipeline or submit that fails validation, memory it cannot give) is never
  * silent: the next call or readback throws a {@link WebGpuKernelError} naming it, and `read()`
  * waits for every error report before returning data (see docs/webgpu.md).

@@ -62,7 +62,7 @@ function open() {
 
 Deno.test({
   name:
-    "every kernel case of tests/_kernel_cases.ts in headless Chromium: CPU, WASM and WebGPU bit-exact to the CPU oracle",
+    "every kernel case of tests/_kernel_cases.ts in headless Chromium: CPU, WASM and WebGPU bit-exact to the CPU oracle (dot within float32's bound)",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
