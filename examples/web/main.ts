@@ -167,7 +167,11 @@ async function main() {
         graphOptimizationLevel: "disabled",
       }),
     );
-  const unetReady = session("unet");
+  let unetLoaded = false;
+  const unetReady = session("unet").then((unet) => {
+    unetLoaded = true;
+    return unet;
+  });
   const npy = (name: string) =>
     fetchBytes(`${MODEL}${name}.npy`).then((b) => decodeNpy(b, `${name}.npy`));
   // The picker is drawn as soon as the digits arrive, while ONNX Runtime compiles.
@@ -197,17 +201,24 @@ async function main() {
     "webgpu",
     forceWasm ? Promise.resolve(null) : requestWebGpuKernels(),
   );
-  // A short round trip on zeros builds the WebGPU kernels' pipelines while the model loads, so
-  // that the GPU process compiles them now, not at the first step.
-  const warmed = Promise.all([gpuReady, inverseReady]).then((
-    [gpu, inverse],
-  ) => gpu && timed("warmed", warmUp(gpuBackend(gpu), inverse.toJSON())));
+  // Five steps each way on zeros build the WebGPU kernels' pipelines while the model loads, so
+  // that the GPU process compiles them then, not at the first step. Skipped when the adapter
+  // arrives after the model (it would only delay the first step). Not awaited: its work is
+  // submitted at once and the first step queues behind it.
+  Promise.all([gpuReady, inverseReady]).then(([gpu, inverse]) => {
+    if (gpu && !unetLoaded) {
+      return timed("warmed", warmUp(gpuBackend(gpu), inverse.toJSON()));
+    }
+  }).catch((error) => {
+    state.status = "error";
+    state.error = String((error as Error).stack ?? error);
+    say(`error: ${(error as Error).message}`);
+  });
   const [unet, { digits, classes }, inverse, gpu] = await Promise.all([
     unetReady,
     digitsReady,
     inverseReady,
     gpuReady,
-    warmed,
   ]);
   timings.loaded = Math.round(performance.now());
   const config = inverse.toJSON();
