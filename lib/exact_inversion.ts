@@ -93,8 +93,59 @@ export interface ExactInversionResult extends InversionResult {
   sweeps: number;
 }
 
+// Step i as x[i + 1] = sample·x[i] + output·m[i] + Σ history[o − 1]·m[i − o], with the converted
+// output m = identity·x + (a multiple of the raw model output).
+interface StepCoefficients {
+  sample: number;
+  output: number;
+  identity: number;
+  history: number[];
+}
+
+// The inverse of the n × n matrix `a` (row-major) by Gauss–Jordan elimination with partial
+// pivoting, in float64; the identity where it is singular (the plain update).
+function invertMatrix(a: Float64Array, n: number): Float64Array {
+  const w = 2 * n;
+  const m = new Float64Array(n * w);
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < n; c++) m[r * w + c] = a[r * n + c]!;
+    m[r * w + n + r] = 1;
+  }
+  for (let col = 0; col < n; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < n; r++) {
+      if (Math.abs(m[r * w + col]!) > Math.abs(m[pivot * w + col]!)) pivot = r;
+    }
+    const p = m[pivot * w + col]!;
+    if (!(Math.abs(p) > 1e-300) || !Number.isFinite(p)) {
+      const id = new Float64Array(n * n);
+      for (let r = 0; r < n; r++) id[r * n + r] = 1;
+      return id;
+    }
+    if (pivot !== col) {
+      for (let c = 0; c < w; c++) {
+        const t = m[col * w + c]!;
+        m[col * w + c] = m[pivot * w + c]!;
+        m[pivot * w + c] = t;
+      }
+    }
+    for (let c = 0; c < w; c++) m[col * w + c]! /= p;
+    for (let r = 0; r < n; r++) {
+      if (r === col) continue;
+      const factor = m[r * w + col]!;
+      if (factor === 0) continue;
+      for (let c = 0; c < w; c++) m[r * w + c]! -= factor * m[col * w + c]!;
+    }
+  }
+  const out = new Float64Array(n * n);
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < n; c++) out[r * n + c] = m[r * w + n + c]!;
+  }
+  return out;
+}
+
 // Model calls per step of the first pass of a multistep solver, whose history is a guess.
-const FIRST_PASS_ITERATIONS = 3;
+const FIRST_PASS_ITERATIONS = 1;
 
 // Config keys that must agree between the inverse and the forward scheduler.
 const SHARED_KEYS = [
@@ -287,6 +338,7 @@ class ExactSolver {
   readonly #e: (Tensor | null)[];
   readonly #m: (Tensor | null)[];
   readonly #precondition: number[];
+  readonly #coefficients: (StepCoefficients | null)[];
   readonly #itemCalls: Int32Array;
   #calls = 0;
   #sweep = 0;
@@ -319,6 +371,10 @@ class ExactSolver {
     this.#precondition = Array.from(
       { length: this.#n },
       (_, i) => i >= settings.start ? this.#linearPart(i) : 1,
+    );
+    this.#coefficients = Array.from(
+      { length: this.#n },
+      (_, i) => i >= settings.start ? this.#stepCoefficients(i) : null,
     );
   }
 
@@ -414,10 +470,15 @@ class ExactSolver {
       k.copy(x[j]!, this.#x[start + j]!);
       e.push(this.#e[start + j]!);
     }
-    const mixer = new AndersonMixer(k, shape, count, 2 * depth);
+    const mixer = new AndersonMixer(k, shape, count, 4 * depth);
     const active = new Uint8Array(B);
     const y = k.empty(shape);
-    const r = k.empty(shape);
+    const r = list();
+    const dx = k.empty(shape);
+    const dm = k.empty(shape);
+    // Per step j and item b (index j·B + b), the scalar estimate of dm/dx; NaN until the first
+    // sweep has moved the trajectory.
+    const jacobian = new Float64Array(count * B).fill(NaN);
     const scratch = k.empty(shape);
     let sweeps = 0;
     while (true) {
@@ -425,17 +486,24 @@ class ExactSolver {
       for (let j = 0; j < count; j++) {
         this.#stepInto(start + j, x[j]!, e[j]!, [x[j]!, x[j]!], y, m[j]!);
       }
+      if (sweeps === 1) {
+        // Secant estimates from the move of the first sweep (`best` still holds the first
+        // pass's trajectory): ⟨Δm, Δx⟩ / ⟨Δx, Δx⟩ per step and item, then kept, so the map the
+        // mixing sees stays fixed; its one difference so far was of the old map: forgotten.
+        await this.#estimateJacobian(x, m, best.x, best.m, dx, dm, jacobian);
+        for (let b = 0; b < B; b++) mixer.restart(b);
+      }
       // Residuals per item; the best trajectory per item.
       const worst = new Float64Array(B);
       for (let j = count - 1; j >= 0; j--) {
         const i = start + j;
         const target = j + 1 < count ? x[j + 1]! : this.#x[n]!;
         this.#stepInto(i, x[j]!, e[j]!, this.#sweepHistory(j, m), y, scratch);
-        k.axpbyDiv(r, 1, y, -1, target, 1);
+        k.axpbyDiv(r[j]!, 1, y, -1, target, 1);
         let stepResidual = 0;
         for (let b = 0; b < B; b++) {
           const scale = Math.max(1, await k.maxAbs!(target.slice(0, b, b + 1)));
-          const res = (await k.maxAbs!(r.slice(0, b, b + 1))) / scale;
+          const res = (await k.maxAbs!(r[j]!.slice(0, b, b + 1))) / scale;
           if (!(res <= worst[b]!)) worst[b] = res;
           if (!(res <= stepResidual)) stepResidual = res;
         }
@@ -448,10 +516,8 @@ class ExactSolver {
             modelCalls: this.#calls,
           });
         }
-        // f[j] = −(r − f[j + 1]) / L_i.
-        if (j + 1 < count) k.axpbyDiv(r, 1, r, -1, f[j + 1]!, 1);
-        k.axpbyDiv(f[j]!, -1, r, 0, null, this.#precondition[i]!);
       }
+      for (let b = 0; b < B; b++) this.#bandedUpdate(b, f, r, jacobian);
       let unsolved = 0;
       for (let b = 0; b < B; b++) {
         if (!(worst[b]! >= bestResidual[b]!)) {
@@ -487,6 +553,83 @@ class ExactSolver {
       this.#m[start + j] = best.m[j]!;
     }
     return sweeps;
+  }
+
+  // Per step j and item b, jacobian[j·B + b] = ⟨Δm, Δx⟩ / ⟨Δx, Δx⟩ between the trajectories
+  // (x, m) and (x0, m0); left as it was where the item did not move.
+  async #estimateJacobian(
+    x: Tensor[],
+    m: Tensor[],
+    x0: Tensor[],
+    m0: Tensor[],
+    dx: Tensor,
+    dm: Tensor,
+    jacobian: Float64Array,
+  ): Promise<void> {
+    const k = this.#k;
+    const B = this.#batch;
+    for (let j = 0; j < x.length; j++) {
+      k.axpbyDiv(dx, 1, x[j]!, -1, x0[j]!, 1);
+      k.axpbyDiv(dm, 1, m[j]!, -1, m0[j]!, 1);
+      for (let b = 0; b < B; b++) {
+        const u = dx.slice(0, b, b + 1);
+        const xx = await k.dot!(u, u);
+        if (!(xx > 0)) continue;
+        const estimate = (await k.dot!(dm.slice(0, b, b + 1), u)) / xx;
+        if (Number.isFinite(estimate)) jacobian[j * B + b] = estimate;
+      }
+    }
+  }
+
+  // Item b of the sweep's update f = −A⁻¹·r: A is the trajectory's linearized system in the
+  // step errors δ (row j: L_j·δ[j] − δ[j + 1] + Σ_o C_{j,o}·J_{j−o}·δ[j − o], with
+  // L_j = sample_j + output_j·J_j), the model Jacobian dm/dx at step j replaced by the scalar
+  // J_j = jacobian[j·B + b]. Where J_j is not known yet, L_j is the step's linear part (the
+  // conversion's identity part for dm/dx) and the history coupling through step j is dropped:
+  // then A is lower bidiagonal and f the Gauss–Seidel pass clean → noisy of −(r − δ[j + 1]) / L_j.
+  // The banded system is solved exactly on the host (count × count, float64); f[j] is a linear
+  // combination of the residuals r.
+  #bandedUpdate(
+    b: number,
+    f: Tensor[],
+    r: Tensor[],
+    jacobian: Float64Array,
+  ): void {
+    const k = this.#k;
+    const { start } = this.#s;
+    const count = f.length;
+    const B = this.#batch;
+    const a = new Float64Array(count * count);
+    for (let j = 0; j < count; j++) {
+      const c = this.#coefficients[start + j]!;
+      const own = jacobian[j * B + b]!;
+      a[j * count + j] = Number.isFinite(own)
+        ? c.sample + c.output * own
+        : this.#precondition[start + j]!;
+      if (j + 1 < count) a[j * count + j + 1] = -1;
+      for (let o = 1; o <= c.history.length && j - o >= 0; o++) {
+        const estimate = jacobian[(j - o) * B + b]!;
+        if (Number.isFinite(estimate)) {
+          a[j * count + j - o] = c.history[o - 1]! * estimate;
+        }
+      }
+    }
+    const inverse = invertMatrix(a, count);
+    for (let j = 0; j < count; j++) {
+      const fb = f[j]!.slice(0, b, b + 1);
+      k.axpbyDiv(
+        fb,
+        -inverse[j * count]!,
+        r[0]!.slice(0, b, b + 1),
+        0,
+        null,
+        1,
+      );
+      for (let q = 1; q < count; q++) {
+        const w = -inverse[j * count + q]!;
+        if (w !== 0) k.axpbyDiv(fb, 1, fb, w, r[q]!.slice(0, b, b + 1), 1);
+      }
+    }
   }
 
   // The converted outputs step start + j reads besides its own, from a sweep's list `m`.
@@ -601,6 +744,38 @@ class ExactSolver {
     const out = f.step(zero, f.timesteps[i]!, Tensor.from([1], [1])).prevSample;
     const value = out.toFloat32Array()[0]!;
     return Number.isFinite(value) && Math.abs(value) > 1e-12 ? value : 1;
+  }
+
+  // Step i's coefficients on one-element tensors: the sample's (model output held fixed), the
+  // converted output's, each history output's, and the conversion's identity part.
+  #stepCoefficients(i: number): StepCoefficients {
+    const f = this.#forward;
+    const order = f.config.solver_order;
+    const run = (x: number, e: number, history: number[]) => {
+      this.#prime(i, history.map((h) => Tensor.from([h], [1])));
+      const value = f.step(
+        Tensor.from([e], [1]),
+        f.timesteps[i]!,
+        Tensor.from([x], [1]),
+      ).prevSample.toFloat32Array()[0]!;
+      const converted = (f.modelOutputs[f.modelOutputs.length - 1] as Tensor)
+        .toFloat32Array()[0]!;
+      return { value, converted };
+    };
+    const zeros = new Array(order - 1).fill(0);
+    const unit = run(1, 0, zeros);
+    const fromOutput = run(0, 1, zeros);
+    const output = fromOutput.converted !== 0
+      ? fromOutput.value / fromOutput.converted
+      : 0;
+    return {
+      sample: this.#precondition[i]! - output * unit.converted,
+      output,
+      identity: unit.converted,
+      history: zeros.map((_, o) =>
+        run(0, 0, zeros.map((_, q) => (q === o ? 1 : 0))).value
+      ),
+    };
   }
 
   // Whether step i reads its history (a multistep step past the warm-up and not a lower-order
