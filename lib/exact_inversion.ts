@@ -489,7 +489,9 @@ class ExactSolver {
       for (let j = 0; j < count; j++) {
         this.#stepInto(start + j, x[j]!, e[j]!, [x[j]!, x[j]!], y, m[j]!);
       }
-      if (sweeps === 1) {
+      // Order 3 keeps the lagged coupling: with the estimates it did worse (digits, 50, linspace,
+      // 25 steps: 20.4 dB against 34.2 dB).
+      if (sweeps === 1 && this.#forward.config.solver_order < 3) {
         // Secant estimates from the move of the first sweep (`best` still holds the first
         // pass's trajectory): ⟨Δm, Δx⟩ / ⟨Δx, Δx⟩ per step and item, then kept, so the map the
         // mixing sees stays fixed; its one difference so far was of the old map: forgotten.
@@ -591,7 +593,8 @@ class ExactSolver {
   // known yet, L_j is the step's linear part (the conversion's identity part for dm/dx) and the
   // coupling through step j is dropped: then A is lower bidiagonal and f the Gauss–Seidel pass
   // clean → noisy of −(r − δ[j + 1]) / L_j. Order 3's coupling to the older output m_{j−2} is
-  // left out: with it, order 3 did worse (digits, 5, linspace, 25 steps: 21.0 dB against 41.9).
+  // left out: with it, order 3 did worse (digits, 5, linspace, 25 steps: 21.0 dB against 41.9;
+  // order 3 now uses no estimates, see `#sweeps`).
   // The tridiagonal system is solved exactly on the host (count × count, float64); f[j] is a
   // linear combination of the residuals r.
   #bandedUpdate(
