@@ -1,8 +1,9 @@
 // WasmKernels.convertThresholdAndUpdate (the conversion computed on the fly while the quantile is
 // found, then converted again, clamped and divided inside the update) against the TypeScript
 // kernels run separately (axpbyDiv, threshold, multistep), bit for bit, on items large enough
-// for the sampled quantile (≥ 32,768 elements): orders 1–3, with and without noise, upper and
-// middle quantiles, a NaN, data where the sampled bracket misses, and whole scheduler loops.
+// for the sampled quantile (≥ 8,192 elements): orders 1–3, with and without noise, upper and
+// middle quantiles, divisors whose quotients overflow or round many inputs alike, a NaN, data
+// where the sampled bracket misses, and whole scheduler loops.
 import assert from "node:assert/strict";
 import {
   cpuKernels,
@@ -33,6 +34,19 @@ function bits(t: Tensor): Uint32Array {
   return new Uint32Array(t.toFloat32Array().buffer);
 }
 
+// The first element whose bits differ, if any (a failing deepEqual of whole arrays would
+// print a diff of every element).
+function assertSameBits(actual: Tensor, expected: Tensor, label: string) {
+  const a = bits(actual);
+  const e = bits(expected);
+  const i = a.findIndex((v, j) => v !== e[j]);
+  assert.equal(
+    i,
+    -1,
+    `${label}: element ${i} is ${actual.data[i]}, expected ${expected.data[i]}`,
+  );
+}
+
 function coefficients(order: 1 | 2 | 3, sde: boolean): MultistepCoefficients {
   const points = [0.9, 0.7, 0.5, 0.35].map((s) =>
     sigmaToAlphaSigma(Math.fround(s), false)
@@ -55,14 +69,14 @@ function check(
   ratio: number,
   maxValue: number,
   label: string,
-) {
-  const c = coefficients(order, sde);
-  const conversion = {
+  conversion = {
     form: "sample-first" as const,
     a: 1,
     b: Math.fround(-0.6),
     d: Math.fround(0.8),
-  };
+  },
+) {
+  const c = coefficients(order, sde);
   const history = [random(SHAPE, 21, 2), random(SHAPE, 22, 2)].slice(
     0,
     order - 1,
@@ -107,8 +121,8 @@ function check(
     c,
     noise,
   );
-  assert.deepEqual(bits(converted), bits(x0), `${label}: thresholded x0`);
-  assert.deepEqual(bits(out), bits(expected), `${label}: update`);
+  assertSameBits(converted, x0, `${label}: thresholded x0`);
+  assertSameBits(out, expected, `${label}: update`);
 }
 
 Deno.test("convertThresholdAndUpdate equals the separate TypeScript kernels, bit for bit", () => {
@@ -129,14 +143,48 @@ Deno.test("convertThresholdAndUpdate equals the separate TypeScript kernels, bit
   }
 });
 
+Deno.test("convertThresholdAndUpdate: quotients that overflow or underflow, and negative or infinite divisors", () => {
+  // The first pass orders |a·sample + b·modelOutput| and divides only the quantile by |d|: exact
+  // because float32 division rounds monotonically, also where quotients overflow to infinity
+  // (d = 1e-38: elements above the quantile do) or fall to subnormals, where many inputs share
+  // one quotient (d = 3e37). An infinite divisor takes the separate kernels.
+  for (
+    const [d, ratio, maxValue] of [
+      [1e-38, 0.5, 3e38],
+      [1e-38, 0.9, 3e38],
+      [3e37, 0.995, 1.5],
+      [-0.8, 0.995, 1.5],
+      [-0.8, 0.5, 2],
+      [Infinity, 0.995, 1.5],
+    ]
+  ) {
+    check(
+      random(SHAPE, 11),
+      random(SHAPE, 12),
+      2,
+      false,
+      ratio!,
+      maxValue!,
+      `d ${d} ratio ${ratio}`,
+      {
+        form: "sample-first" as const,
+        a: Math.fround(0.3),
+        b: Math.fround(-0.95),
+        d: Math.fround(d!),
+      },
+    );
+  }
+});
+
 Deno.test("convertThresholdAndUpdate: a NaN in an item, and data where the sampled bracket misses", () => {
   const withNaN = random(SHAPE, 3);
   withNaN.data[5] = NaN;
   check(withNaN, random(SHAPE, 4), 2, false, 0.995, 1.5, "NaN");
-  // Large values only where the stride-48 sample never looks: the bracket misses the quantile.
+  // Large values only where the strided sample of 2^10 (wasm/kernels.ts) never looks: the
+  // bracket misses the quantile.
   const skewed = random(SHAPE, 5, 0.5);
   const perItem = SHAPE.slice(1).reduce((a, b) => a * b, 1);
-  const stride = Math.floor(perItem / 4096);
+  const stride = Math.floor(perItem / 1024);
   for (let i = 0; i < skewed.size; i++) {
     if (i % stride !== 0 && i % 7 === 1) skewed.data[i] = 50 + (i % 13);
   }

@@ -269,10 +269,11 @@ function pass<Order, Mode, Noisy>(): void {
 }
 
 // Order statistics of |x| over the float bits: for non-negative floats the bit patterns sort as
-// the values do. A strided sample brackets the wanted ranks and one SIMD pass counts what lies
-// below the bracket and gathers what lies in it (Floyd–Rivest); when the bracket misses, a radix
-// histogram (bins of the top 12 bits of |x|) finds the bin instead. Either way the answer is
-// exact: only the speed depends on the data.
+// the values do. A strided sample of 2^10 brackets the wanted ranks and one SIMD pass counts what
+// lies below the bracket and appends what lies in it (Floyd–Rivest), then a radix selection
+// (`select`) picks the rank among those; when the bracket misses, a radix histogram (bins of the
+// top 12 bits of |x|) finds the bin instead. Either way the answer is exact: only the speed
+// depends on the data.
 const BIN_SHIFT: u32 = 19;
 const ABS_MASK: u32 = 0x7fffffff;
 const INFINITY_BITS: u32 = 0x7f800000;
@@ -302,24 +303,40 @@ export function absOrderStat(
   return histogramOrderStat(x, n, k, wantNext, hist, scratch);
 }
 
-const SAMPLE: i32 = 1 << 12;
+const SAMPLE: i32 = 1 << 10;
 let sampleHit = false;
 
 // The k-th smallest of |(ca·x + cb·q) / cd| over [0, n) (the sample-first conversion of the
 // parameter block's CA, CB, CD, computed on the fly as `sweep` computes it), by the sampled
 // bracket alone: NaN when any element is NaN, and also NaN with `lastHit()` false when the
-// bracket missed (the host then converts into memory and takes `absOrderStat`). `n` must be at
-// least 8 · 2^12.
+// bracket missed (the host then converts into memory and takes `absOrderStat`). `cd` must be
+// finite and non-zero, and `n` at least 8 · 2^10.
+//
+// The division is left out of the pass: float32 division by |cd| rounds monotonically, so
+// v ↦ fl(v / |cd|) is non-decreasing on |u| = |ca·x + cb·q| and maps the k-th smallest |u| to
+// the k-th smallest |m0| (and |fl(u / cd)| = fl(|u| / |cd|), rounding being symmetric). The
+// pass orders |u| and divides the one or two order statistics it returns.
 export function convertedOrderStat(
   x: usize,
   q: usize,
   n: i32,
   k: i32,
   wantNext: bool,
-  sample: usize,
+  hist: usize,
   scratch: usize,
 ): f32 {
-  return sampledOrderStat<Converted>(x, q, n, k, wantNext, sample, scratch);
+  const cd = Mathf.abs(slot<f32>(CD));
+  const found = sampledOrderStat<Converted>(
+    x,
+    q,
+    n,
+    k,
+    wantNext,
+    hist,
+    scratch,
+  );
+  nextBits = reinterpret<u32>(reinterpret<f32>(nextBits) / cd);
+  return found / cd;
 }
 
 // Whether the last `convertedOrderStat` found its answer.
@@ -328,35 +345,38 @@ export function lastHit(): bool {
 }
 
 // How the order statistics read element i (byte offset): |x| as stored (Stored) or
-// |(ca·x + cb·q) / cd| (Converted), as bits.
+// |ca·x + cb·q| (Converted, `ca` and `cb` splat in `vca`, `vcb`), as bits.
 type Stored = u8;
 type Converted = u16;
 
-// @ts-ignore: decorator
-function absVector<Conv>(x: usize, q: usize, i: usize): v128 {
+function absVector<Conv>(
+  x: usize,
+  q: usize,
+  i: usize,
+  vca: v128,
+  vcb: v128,
+): v128 {
   const mask = i32x4.splat(ABS_MASK);
   if (same<Conv, Converted>()) {
-    const ca = f32x4.splat(slot<f32>(CA));
-    const cb = f32x4.splat(slot<f32>(CB));
-    const cd = f32x4.splat(slot<f32>(CD));
-    const m = f32x4.div(
-      f32x4.add(
-        f32x4.mul(ca, v128.load(x + i)),
-        f32x4.mul(cb, v128.load(q + i)),
-      ),
-      cd,
+    const u = f32x4.add(
+      f32x4.mul(vca, v128.load(x + i)),
+      f32x4.mul(vcb, v128.load(q + i)),
     );
-    return v128.and(m, mask);
+    return v128.and(u, mask);
   }
   return v128.and(v128.load(x + i), mask);
 }
 
-// @ts-ignore: decorator
-function absScalar<Conv>(x: usize, q: usize, i: usize): u32 {
+function absScalar<Conv>(
+  x: usize,
+  q: usize,
+  i: usize,
+  ca: f32,
+  cb: f32,
+): u32 {
   if (same<Conv, Converted>()) {
-    const m: f32 = (slot<f32>(CA) * load<f32>(x + i) +
-      slot<f32>(CB) * load<f32>(q + i)) / slot<f32>(CD);
-    return reinterpret<u32>(m) & ABS_MASK;
+    const u: f32 = ca * load<f32>(x + i) + cb * load<f32>(q + i);
+    return reinterpret<u32>(u) & ABS_MASK;
   }
   return load<u32>(x + i) & ABS_MASK;
 }
@@ -367,15 +387,20 @@ function sampledOrderStat<Conv>(
   n: i32,
   k: i32,
   wantNext: bool,
-  sample: usize,
+  hist: usize,
   scratch: usize,
 ): f32 {
-  // The sample goes where the histogram lives (2^12 u32 either way), which is zeroed again after.
+  const ca: f32 = same<Conv, Converted>() ? slot<f32>(CA) : 0;
+  const cb: f32 = same<Conv, Converted>() ? slot<f32>(CB) : 0;
+  const vca = f32x4.splat(ca);
+  const vcb = f32x4.splat(cb);
+  // A strided sample in scratch[0:SAMPLE], its order statistics selected into the space after.
   const stride = (<usize> (n / SAMPLE)) << 2;
   for (let j = 0; j < SAMPLE; j++) {
-    const bits = absScalar<Conv>(x, q, stride * <usize> j);
-    store<u32>(sample + ((<usize> j) << 2), bits);
+    const bits = absScalar<Conv>(x, q, stride * <usize> j, ca, cb);
+    store<u32>(scratch + ((<usize> j) << 2), bits);
   }
+  const work = scratch + ((<usize> SAMPLE) << 2);
   const estimate = <i32> ((<i64> k * SAMPLE) / n);
   const spread = <i32> Math.sqrt(
     (<f64> estimate * <f64> (SAMPLE - estimate)) / <f64> SAMPLE,
@@ -384,48 +409,95 @@ function sampledOrderStat<Conv>(
   let lowBits: u32 = 0;
   let highBits: u32 = INFINITY_BITS;
   if (estimate - margin > 0) {
-    lowBits = select(sample, SAMPLE, estimate - margin);
+    lowBits = select(scratch, work, SAMPLE, estimate - margin, false, hist);
   }
   if (estimate + margin + 1 < SAMPLE - 1) {
-    highBits = select(sample, SAMPLE, estimate + margin + 1);
+    highBits = select(
+      scratch,
+      work,
+      SAMPLE,
+      estimate + margin + 1,
+      false,
+      hist,
+    );
   }
-  memory.fill(sample, 0, (<usize> SAMPLE) << 2);
 
+  // One pass, 16 elements at a time: count what lies below the bracket, append what lies in it
+  // (rare: one branch per 16 elements, taken only where one of them is a candidate).
   const end = (<usize> n) << 2;
-  const vend = end & ~(<usize> 15);
-  const inf = i32x4.splat(INFINITY_BITS);
-  const vlow = i32x4.splat(lowBits);
-  const vhigh = i32x4.splat(highBits);
-  let nan = i32x4.splat(0);
-  let below = i32x4.splat(0);
+  const vend = end & ~(<usize> 63);
+  let belowCount = 0;
+  let anyNaN = false;
   let m = 0;
   let i: usize = 0;
   if (highBits == INFINITY_BITS) {
-    // An upper quantile (the usual case): what is not below the bracket is gathered, and NaN,
-    // above every bracket, is caught among the gathered.
-    nanSeen = false;
-    for (; i < vend; i += 16) {
-      const bits = absVector<Conv>(x, q, i);
-      const under = i32x4.lt_s(bits, vlow);
-      below = i32x4.sub(below, under);
-      if (!i32x4.all_true(under)) m = gatherUpper(scratch, m, bits, lowBits);
+    // An upper quantile (the usual case): everything from the bracket up is appended, NaN
+    // included (its bits lie above those of every number), and what is not appended is below.
+    const vfloor = i32x4.splat(lowBits - 1);
+    for (; i < vend; i += 64) {
+      const b0 = absVector<Conv>(x, q, i, vca, vcb);
+      const b1 = absVector<Conv>(x, q, i + 16, vca, vcb);
+      const b2 = absVector<Conv>(x, q, i + 32, vca, vcb);
+      const b3 = absVector<Conv>(x, q, i + 48, vca, vcb);
+      const k0 = i32x4.gt_s(b0, vfloor);
+      const k1 = i32x4.gt_s(b1, vfloor);
+      const k2 = i32x4.gt_s(b2, vfloor);
+      const k3 = i32x4.gt_s(b3, vfloor);
+      if (v128.any_true(v128.or(v128.or(k0, k1), v128.or(k2, k3)))) {
+        m = compact(scratch, m, b0, k0);
+        m = compact(scratch, m, b1, k1);
+        m = compact(scratch, m, b2, k2);
+        m = compact(scratch, m, b3, k3);
+      }
     }
-    if (nanSeen) nan = i32x4.splat(-1);
+    belowCount = (<i32> (i >> 2)) - m;
+    for (let j = 0; j < m; j++) {
+      if (load<u32>(scratch + ((<usize> j) << 2)) > INFINITY_BITS) {
+        anyNaN = true;
+      }
+    }
   } else {
-    for (; i < vend; i += 16) {
-      const bits = absVector<Conv>(x, q, i);
-      nan = v128.or(nan, i32x4.gt_s(bits, inf));
-      const under = i32x4.lt_s(bits, vlow);
-      below = i32x4.sub(below, under);
-      const inside = v128.andnot(i32x4.le_s(bits, vhigh), under);
-      if (v128.any_true(inside)) m = gatherLanes(scratch, m, bits, inside);
+    const vlow = i32x4.splat(lowBits);
+    const vhigh = i32x4.splat(highBits);
+    let vmax = i32x4.splat(0);
+    let below = i32x4.splat(0);
+    for (; i < vend; i += 64) {
+      const b0 = absVector<Conv>(x, q, i, vca, vcb);
+      const b1 = absVector<Conv>(x, q, i + 16, vca, vcb);
+      const b2 = absVector<Conv>(x, q, i + 32, vca, vcb);
+      const b3 = absVector<Conv>(x, q, i + 48, vca, vcb);
+      vmax = i32x4.max_s(
+        vmax,
+        i32x4.max_s(i32x4.max_s(b0, b1), i32x4.max_s(b2, b3)),
+      );
+      const u0 = i32x4.lt_s(b0, vlow);
+      const u1 = i32x4.lt_s(b1, vlow);
+      const u2 = i32x4.lt_s(b2, vlow);
+      const u3 = i32x4.lt_s(b3, vlow);
+      below = i32x4.sub(
+        below,
+        i32x4.add(i32x4.add(u0, u1), i32x4.add(u2, u3)),
+      );
+      const k0 = v128.andnot(i32x4.le_s(b0, vhigh), u0);
+      const k1 = v128.andnot(i32x4.le_s(b1, vhigh), u1);
+      const k2 = v128.andnot(i32x4.le_s(b2, vhigh), u2);
+      const k3 = v128.andnot(i32x4.le_s(b3, vhigh), u3);
+      if (v128.any_true(v128.or(v128.or(k0, k1), v128.or(k2, k3)))) {
+        m = compact(scratch, m, b0, k0);
+        m = compact(scratch, m, b1, k1);
+        m = compact(scratch, m, b2, k2);
+        m = compact(scratch, m, b3, k3);
+      }
     }
+    belowCount = i32x4.extract_lane(below, 0) + i32x4.extract_lane(below, 1) +
+      i32x4.extract_lane(below, 2) + i32x4.extract_lane(below, 3);
+    anyNaN = i32x4.extract_lane(vmax, 0) > <i32> INFINITY_BITS ||
+      i32x4.extract_lane(vmax, 1) > <i32> INFINITY_BITS ||
+      i32x4.extract_lane(vmax, 2) > <i32> INFINITY_BITS ||
+      i32x4.extract_lane(vmax, 3) > <i32> INFINITY_BITS;
   }
-  let belowCount = i32x4.extract_lane(below, 0) + i32x4.extract_lane(below, 1) +
-    i32x4.extract_lane(below, 2) + i32x4.extract_lane(below, 3);
-  let anyNaN = v128.any_true(nan);
   for (; i < end; i += 4) {
-    const bits = absScalar<Conv>(x, q, i);
+    const bits = absScalar<Conv>(x, q, i, ca, cb);
     if (bits > INFINITY_BITS) anyNaN = true;
     if (bits < lowBits) belowCount++;
     m = gatherRange(scratch, m, bits, lowBits, highBits);
@@ -436,38 +508,35 @@ function sampledOrderStat<Conv>(
     sampleHit = false;
     return NaN;
   }
-  return selectFrom(scratch, m, k - belowCount, wantNext);
+  return reinterpret<f32>(
+    select(scratch, scratch, m, k - belowCount, wantNext, hist),
+  );
 }
 
-let nanSeen = false;
-
-// Appends the lanes of `bits` at or above `lowBits`, without branches; notes a NaN.
-function gatherUpper(scratch: usize, m: i32, bits: v128, lowBits: u32): i32 {
-  const b0 = <u32> i32x4.extract_lane(bits, 0);
-  const b1 = <u32> i32x4.extract_lane(bits, 1);
-  const b2 = <u32> i32x4.extract_lane(bits, 2);
-  const b3 = <u32> i32x4.extract_lane(bits, 3);
-  if (max(max(b0, b1), max(b2, b3)) > INFINITY_BITS) nanSeen = true;
-  store<u32>(scratch + ((<usize> m) << 2), b0);
-  m += <i32> (b0 >= lowBits);
-  store<u32>(scratch + ((<usize> m) << 2), b1);
-  m += <i32> (b1 >= lowBits);
-  store<u32>(scratch + ((<usize> m) << 2), b2);
-  m += <i32> (b2 >= lowBits);
-  store<u32>(scratch + ((<usize> m) << 2), b3);
-  return m + <i32> (b3 >= lowBits);
+// Swizzle masks that move the lanes picked by a 4-bit mask to the front, in order (`compact`).
+const COMPACT = memory.data(16 * 16, 16);
+for (let pick = 0; pick < 16; pick++) {
+  let to = 0;
+  for (let lane = 0; lane < 4; lane++) {
+    if ((pick >> lane) & 1) {
+      for (let byte = 0; byte < 4; byte++) {
+        store<u8>(
+          COMPACT + <usize> (pick * 16 + to * 4 + byte),
+          lane * 4 + byte,
+        );
+      }
+      to++;
+    }
+  }
 }
 
-// Appends the lanes of `bits` whose `inside` lane is set, without branches.
-function gatherLanes(scratch: usize, m: i32, bits: v128, inside: v128): i32 {
-  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 0));
-  m += i32x4.extract_lane(inside, 0) & 1;
-  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 1));
-  m += i32x4.extract_lane(inside, 1) & 1;
-  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 2));
-  m += i32x4.extract_lane(inside, 2) & 1;
-  store<i32>(scratch + ((<usize> m) << 2), i32x4.extract_lane(bits, 3));
-  return m + (i32x4.extract_lane(inside, 3) & 1);
+// Appends the lanes of `bits` whose `keep` lane is set to scratch[m:], without branches, and
+// returns the new count. It writes all 4 lanes: scratch must have room for m + 4 elements.
+function compact(scratch: usize, m: i32, bits: v128, keep: v128): i32 {
+  const pick = i32x4.bitmask(keep);
+  const moved = i8x16.swizzle(bits, v128.load(COMPACT + ((<usize> pick) << 4)));
+  v128.store(scratch + ((<usize> m) << 2), moved);
+  return m + popcnt(pick);
 }
 
 function gatherRange(
@@ -480,21 +549,6 @@ function gatherRange(
   if (bits < lowBits || bits > highBits) return m;
   store<u32>(scratch + ((<usize> m) << 2), bits);
   return m + 1;
-}
-
-// The rank-th smallest of scratch[0:m], and with `wantNext` the next one into `nextBits`.
-function selectFrom(scratch: usize, m: i32, rank: i32, wantNext: bool): f32 {
-  const found = select(scratch, m, rank);
-  if (wantNext) {
-    // After selecting `rank`, the next order statistic is the minimum of what lies above it.
-    let next: u32 = 0xffffffff;
-    for (let j = rank + 1; j < m; j++) {
-      const v = load<u32>(scratch + ((<usize> j) << 2));
-      if (v < next) next = v;
-    }
-    nextBits = next;
-  }
-  return reinterpret<f32>(found);
 }
 
 function histogramOrderStat(
@@ -585,12 +639,14 @@ function histogramOrderStat(
       i32x4.le_s(bits, vhigh),
       i32x4.lt_s(bits, vlow),
     );
-    if (v128.any_true(inside)) m = gatherLanes(scratch, m, bits, inside);
+    m = compact(scratch, m, bits, inside);
   }
   for (; i < end; i += 4) {
     m = gather(scratch, m, load<u32>(x + i) & ABS_MASK, lo, span);
   }
-  return selectFrom(scratch, m, k - before, wantNext);
+  return reinterpret<f32>(
+    select(scratch, scratch, m, k - before, wantNext, hist),
+  );
 }
 
 function gather(scratch: usize, m: i32, bits: u32, lo: u32, span: u32): i32 {
@@ -616,45 +672,76 @@ function binCount(hist: usize, bin: i32): i32 {
   return load<i32>(hist + ((<usize> bin) << 2));
 }
 
-// Quickselect (Hoare partition, median of three) over u32: afterwards element k is the k-th
-// smallest, those before it are ≤ it and those after ≥ it.
-function select(v: usize, n: i32, k: i32): u32 {
-  let lo = 0;
-  let hi = n - 1;
-  while (hi > lo) {
-    const mid = (lo + hi) >>> 1;
-    if (at(v, mid) < at(v, lo)) swap(v, mid, lo);
-    if (at(v, hi) < at(v, lo)) swap(v, hi, lo);
-    if (at(v, hi) < at(v, mid)) swap(v, hi, mid);
-    const pivot = at(v, mid);
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (at(v, i) < pivot) i++;
-      while (at(v, j) > pivot) j--;
-      if (i <= j) {
-        swap(v, i, j);
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else break;
+// The k-th smallest of src[0:n] (u32), and with `wantNext` the (k + 1)-th into `nextBits`, by
+// radix selection: each round counts the values into at most 2^12 bins spanning their range
+// (`hist`, zero on entry and on return), keeps the bin holding rank k and narrows the range to
+// it. The kept values go to dst[0:] (which may be src: writes trail reads); src is otherwise
+// unchanged. No branch depends on how values compare, as a quickselect's partition does.
+function select(
+  src: usize,
+  dst: usize,
+  n: i32,
+  k: i32,
+  wantNext: bool,
+  hist: usize,
+): u32 {
+  let lo: u32 = 0xffffffff;
+  let hi: u32 = 0;
+  for (let j = 0; j < n; j++) {
+    const v = at(src, j);
+    lo = min(lo, v);
+    hi = max(hi, v);
   }
-  return at(v, k);
+  let from = src;
+  while (lo != hi) {
+    const shift = max<i32>(0, 32 - <i32> clz(hi - lo) - 12);
+    const bins = <i32> ((hi - lo) >>> shift) + 1;
+    for (let j = 0; j < n; j++) {
+      bump(hist, <i32> ((at(from, j) - lo) >>> shift));
+    }
+    let bin = 0;
+    let before = 0;
+    while (before + binCount(hist, bin) <= k) {
+      before += binCount(hist, bin);
+      bin++;
+    }
+    let nextBin = bin;
+    if (wantNext && before + binCount(hist, bin) == k + 1) {
+      nextBin = bin + 1;
+      while (binCount(hist, nextBin) == 0) nextBin++;
+    }
+    memory.fill(hist, 0, (<usize> bins) << 2);
+    if (nextBin != bin) {
+      // Rank k is the largest value of its bin and rank k + 1 the smallest of the next one.
+      let found: u32 = 0;
+      let next: u32 = 0xffffffff;
+      for (let j = 0; j < n; j++) {
+        const v = at(from, j);
+        const b = <i32> ((v - lo) >>> shift);
+        if (b == bin) found = max(found, v);
+        if (b == nextBin) next = min(next, v);
+      }
+      nextBits = next;
+      return found;
+    }
+    let kept = 0;
+    for (let j = 0; j < n; j++) {
+      const v = at(from, j);
+      store<u32>(dst + ((<usize> kept) << 2), v);
+      kept += <i32> ((v - lo) >>> shift == <u32> bin);
+    }
+    from = dst;
+    n = kept;
+    k -= before;
+    lo += (<u32> bin) << shift;
+    hi = min(hi, lo + ((<u32> 1 << shift) - 1));
+  }
+  nextBits = lo;
+  return lo;
 }
 
 function at(v: usize, i: i32): u32 {
   return load<u32>(v + ((<usize> i) << 2));
-}
-
-function swap(v: usize, i: i32, j: i32): void {
-  const a = v + ((<usize> i) << 2);
-  const b = v + ((<usize> j) << 2);
-  const t = load<u32>(a);
-  store<u32>(a, load<u32>(b));
-  store<u32>(b, t);
 }
 
 // The benchmark's floor: one streaming pass reading what a fused step reads (sample, model

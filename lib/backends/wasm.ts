@@ -420,9 +420,11 @@ export class WasmKernels implements Kernels<Tensor> {
    * found (per item of dimension 0), then a second pass converts again, clamps and divides,
    * stores `converted` and writes the update. The same bits as `axpbyDiv(converted, a, sample,
    * b, modelOutput, d)` then {@link thresholdAndUpdate}, which it takes instead for other
-   * conversions, small items (under 32,768 elements), operands that share memory with
-   * `converted`, or coefficients that are not float32 values. Called by the schedulers for
-   * DPM-Solver++ with thresholding; not part of the kernel interface.
+   * conversions, small items (under 8,192 elements), operands that share memory with
+   * `converted`, coefficients that are not float32 values, or a divisor `d` that is zero or
+   * not finite (the first pass orders `a·sample + b·modelOutput` and divides only the quantile,
+   * which needs division by `d` to be monotonic). Called by the schedulers for DPM-Solver++
+   * with thresholding; not part of the kernel interface.
    */
   convertThresholdAndUpdate(
     out: Tensor,
@@ -455,6 +457,7 @@ export class WasmKernels implements Kernels<Tensor> {
     if (
       conversion.form !== "sample-first" || quantile === null ||
       quantile.perItem < SAMPLED_MIN || !(isF32(a) && isF32(b) && isF32(d)) ||
+      !Number.isFinite(d) || d === 0 ||
       !coefficientsF32(c, withNoise) ||
       overlapsAny(converted, [out, sample, modelOutput, m1, m2]) ||
       (withNoise && overlaps(converted, noiseTerm))

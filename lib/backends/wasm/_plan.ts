@@ -5,8 +5,8 @@ import { f32, quantileRank } from "../../_f32.ts";
 import type { MultistepCoefficients } from "../../solver.ts";
 import type { Tensor } from "../../tensor.ts";
 
-// The smallest item the sampled quantile takes (wasm/kernels.ts: 8 · 2^12).
-export const SAMPLED_MIN = 8 << 12;
+// The smallest item the sampled quantile takes (wasm/kernels.ts: 8 · 2^10).
+export const SAMPLED_MIN = 8 << 10;
 
 // Whether `v` is a float32 value (or NaN), so that the module computes what f32() does.
 export function isF32(v: number): boolean {
