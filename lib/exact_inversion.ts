@@ -15,7 +15,6 @@ import type { Kernels } from "./kernels.ts";
 import type { MultistepScheduler } from "./multistep_scheduler.ts";
 import { DPMSolverMultistepScheduler } from "./multistep.ts";
 import { Tensor } from "./tensor.ts";
-import { lambdaOf } from "./noise_schedule.ts";
 import { AndersonMixer } from "./_anderson.ts";
 import type { DiffusionModel, InversionResult, LoopOptions } from "./model.ts";
 
@@ -352,7 +351,7 @@ class ExactSolver {
       // The plain (explicit) inverse step: the fixed-point map at the cleaner sample.
       const y = this.#k.empty(this.#shape);
       const scratch = this.#k.empty(this.#shape);
-      this.#stepInto(i, x, this.#predictOutput(i) ?? e, history, y, scratch);
+      this.#stepInto(i, x, e, history, y, scratch);
       const guess = this.#k.empty(this.#shape);
       this.#k.axpbyDiv(guess, 1, y, -1, x, -this.#precondition[i]!);
       this.#k.axpbyDiv(guess, 1, x, 1, guess, 1);
@@ -488,29 +487,6 @@ class ExactSolver {
       this.#m[start + j] = best.m[j]!;
     }
     return sweeps;
-  }
-
-  // The model output at x[i] predicted from those at the solved x[i + 1] and x[i + 2],
-  // extrapolated linearly in lambda (at most one step's change ahead, as Karras steps vary in
-  // size): the plain inverse step's guess from it starts about half as far off. Null where x[i + 2]
-  // is the clean sample (its output was evaluated at another timestep) or not solved.
-  #predictOutput(i: number): Tensor | null {
-    const near = this.#e[i + 1];
-    const far = i + 2 < this.#n ? this.#e[i + 2] : null;
-    if (!near || !far) return null;
-    const lambda = (j: number) => lambdaOf(this.#forward.alphaSigmaAt(j));
-    const rho = (lambda(i) - lambda(i + 1)) / (lambda(i + 1) - lambda(i + 2));
-    if (!(rho > 0)) return null;
-    const out = this.#k.empty(near.shape);
-    this.#k.axpbyDiv(
-      out,
-      1 + Math.min(rho, 1),
-      near,
-      -Math.min(rho, 1),
-      far,
-      1,
-    );
-    return out;
   }
 
   // The converted outputs step start + j reads besides its own, from a sweep's list `m`.
