@@ -1,88 +1,21 @@
 // Memory of README's plain loop `x = scheduler.step(eps, t, x).prevSample` (model outputs in
 // ordinary JS memory, no `out`, one synchronous loop that never yields to the event loop), per
 // backend: 10,000 steps at 1×4×64×64 (order 2) and 3,000 at 4×4×128×128 (order 3), 50-step
-// passes. Each (backend, case) runs in its own process; it prints RSS a third of the way through
-// and at the end, the growth over the last two thirds, and the bound of issue 15 (max(4 sample
-// sizes, 64 MB)).
+// passes (bench/_memory_loop.ts). Each (backend, case) runs in its own process: a Deno process,
+// or with `--browser` a fresh headless Chromium whose page runs the loop on its main thread. It
+// samples RSS along the loop (after every pass in Deno; in Chromium the renderer processes', read
+// with `ps` every 20 ms while the page runs) and prints it a third of the way through and at the
+// end (the growth issue 15 bounds by max(4 sample sizes, 64 MB)), and the peak of the middle and
+// of the last third: garbage collection makes RSS a sawtooth, so the verdict compares the peaks.
 //
-//   deno task bench:memory [--case NAME] [--backend wasm|ts]
+//   deno task bench:memory [--case NAME] [--backend wasm|ts] [--browser]
 import { parseArgs } from "node:util";
-import {
-  cpuKernels,
-  defaultKernels,
-  DPMSolverMultistepInverseScheduler,
-  Tensor,
-} from "../mod.ts";
-import { WasmKernels } from "../wasm.ts";
+import { BACKENDS, CASES, type LoopReport, runLoop } from "./_memory_loop.ts";
 
-const CASES = [
-  { name: "1x4x64x64_order2", shape: [1, 4, 64, 64], order: 2, steps: 10_000 },
-  {
-    name: "4x4x128x128_order3",
-    shape: [4, 4, 128, 128],
-    order: 3,
-    steps: 3_000,
-  },
-] as const;
-const BACKENDS = ["wasm", "ts"] as const;
-
-interface MemoryResult {
+/** A loop's report and its RSS in bytes along it, as (fraction of the steps done, RSS). */
+interface MemoryResult extends LoopReport {
   case: string;
-  backend: string;
-  steps: number;
-  rss_third_mb: number;
-  rss_end_mb: number;
-  growth_mb: number;
-  bound_mb: number;
-  wasm_memory_mb: number;
-  ms_per_step: number;
-}
-
-function run(
-  c: (typeof CASES)[number],
-  backend: (typeof BACKENDS)[number],
-): MemoryResult {
-  const n = (c.shape as readonly number[]).reduce((a, b) => a * b, 1);
-  const scheduler = new DPMSolverMultistepInverseScheduler({
-    solver_order: c.order,
-  });
-  if (backend === "ts") scheduler.kernels = cpuKernels;
-  const wave = (k: number) =>
-    new Tensor(
-      Float32Array.from({ length: n }, (_, i) => Math.sin(0.37 * i * k + k)),
-      [...c.shape],
-    );
-  const outputs = [1, 2, 3, 4].map(wave);
-  let x = wave(5);
-  let third = 0;
-  let k = 0;
-  const start = performance.now();
-  while (k < c.steps) {
-    scheduler.setTimesteps(50);
-    const timesteps = scheduler.timesteps;
-    for (let i = 0; i < timesteps.length && k < c.steps; i++, k++) {
-      x = scheduler.step(outputs[i % 4]!, timesteps[i]!, x).prevSample;
-      if (k + 1 === Math.round(c.steps / 3)) third = Deno.memoryUsage().rss;
-    }
-  }
-  const ms = (performance.now() - start) / c.steps;
-  const end = Deno.memoryUsage().rss;
-  if (!Number.isFinite(x.data[0]!)) throw new Error("the loop diverged");
-  const mb = (b: number) => Math.round(b / 1e5) / 10;
-  const kernels = scheduler.kernels;
-  return {
-    case: c.name,
-    backend: kernels.name,
-    steps: c.steps,
-    rss_third_mb: mb(third),
-    rss_end_mb: mb(end),
-    growth_mb: mb(end - third),
-    bound_mb: mb(Math.max(4 * 4 * n, 64e6)),
-    wasm_memory_mb: kernels instanceof WasmKernels
-      ? mb(kernels.memoryBytes)
-      : 0,
-    ms_per_step: Math.round(ms * 1e4) / 1e4,
-  };
+  rss: [number, number][];
 }
 
 const { values: args } = parseArgs({
@@ -90,6 +23,7 @@ const { values: args } = parseArgs({
   options: {
     case: { type: "string" },
     backend: { type: "string" },
+    browser: { type: "boolean", default: false },
     child: { type: "boolean", default: false },
   },
 });
@@ -105,46 +39,158 @@ if (cases.length === 0 || backends.length === 0) {
   );
 }
 
-if (args.child) {
-  if (backends[0] === "wasm" && defaultKernels().name !== "wasm") {
-    throw new Error("the default kernels are not the WebAssembly ones here");
+/** One row in a fresh Deno process (this script with `--child`). */
+async function inDeno(name: string, backend: string): Promise<MemoryResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-env",
+      new URL(import.meta.url).pathname,
+      "--child",
+      "--case",
+      name,
+      "--backend",
+      backend,
+    ],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`${name} ${backend} failed`);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+async function ps(args: string[]): Promise<string> {
+  const { stdout } = await new Deno.Command("ps", { args, stderr: "null" })
+    .output();
+  return new TextDecoder().decode(stdout);
+}
+
+/** The pids of `root`'s descendants whose command line says `--type=renderer` (from `ps`). */
+async function rendererPids(root: number): Promise<number[]> {
+  const parent = new Map<number, number>();
+  const renderer = new Set<number>();
+  for (const line of (await ps(["-e", "-o", "pid=,ppid=,args="])).split("\n")) {
+    const [, pid, ppid, cmd] = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line) ?? [];
+    if (!pid) continue;
+    parent.set(Number(pid), Number(ppid));
+    if (cmd!.includes("--type=renderer")) renderer.add(Number(pid));
   }
-  console.log(JSON.stringify(run(cases[0]!, backends[0]!)));
-} else {
-  console.log(
-    "case                  backend  steps  RSS@1/3 MB  RSS@end MB  growth MB  bound MB  wasm MB  ms/step",
+  const descends = (pid: number): boolean => {
+    for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p)) {
+      if (p === root) return true;
+    }
+    return false;
+  };
+  return [...renderer].filter(descends);
+}
+
+/** The summed resident set of `pids`, in bytes. */
+async function rssOf(pids: number[]): Promise<number> {
+  const out = await ps(["-o", "rss=", "-p", pids.join(",")]);
+  return out.split("\n").filter(Boolean).reduce(
+    (sum, kb) => sum + 1024 * Number(kb),
+    0,
   );
+}
+
+/** One row in a fresh headless Chromium: the page runs the loop, this process samples RSS. */
+async function inChromium(
+  name: string,
+  backend: string,
+): Promise<MemoryResult> {
+  const { bundle, launch, openPage, serve } = await import(
+    "../tests/browser/_chromium.ts"
+  );
+  const script = await bundle(new URL("./_memory_page.ts", import.meta.url));
+  const server = serve({
+    files: {
+      "/":
+        `<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>`,
+      "/page.js": script,
+    },
+  });
+  const session = await launch();
+  try {
+    const page = await openPage(session, `${server.url}/`);
+    await page.page.waitForFunction(
+      "typeof globalThis.memoryLoop === 'function'",
+    );
+    const pids = await rendererPids(session.browser.process()!.pid!);
+    const samples: [number, number][] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push([Date.now(), await rssOf(pids)]);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const report = await page.evaluate(
+      ([n, b]) =>
+        (globalThis as unknown as {
+          memoryLoop: (n: string, b: string) => LoopReport & {
+            passes: [number, number][];
+          };
+        }).memoryLoop(n, b),
+      [name, backend] as const,
+    );
+    sampling = false;
+    await sampler;
+    // Place each sample along the loop by the pass it fell in.
+    const { passes, ...rest } = report;
+    const [start, end] = [passes[0]![1], passes.at(-1)![1]];
+    const rss = samples.filter(([t]) => t >= start && t <= end).map(
+      ([t, bytes]): [number, number] => {
+        const j = passes.findIndex(([, at]) => at >= t);
+        return [passes[Math.max(j, 0)]![0] / report.steps, bytes];
+      },
+    );
+    return { ...rest, case: name, rss };
+  } finally {
+    await session.close();
+    await server.close();
+  }
+}
+
+if (args.child) {
+  const c = cases[0]!;
+  const rss: [number, number][] = [];
+  const report = runLoop(
+    c.name,
+    backends[0]!,
+    (steps) => rss.push([steps / c.steps, Deno.memoryUsage().rss]),
+  );
+  console.log(JSON.stringify({ ...report, case: c.name, rss }));
+} else {
+  const host = args.browser ? "chromium" : "deno";
+  console.log(
+    "host      case                  backend  steps  RSS@1/3 MB  RSS@end MB  growth MB  peak 2nd/3 MB  peak last/3 MB  bound MB  wasm MB  ms/step",
+  );
+  const mb = (b: number) => (b / 1e6).toFixed(1);
   for (const c of cases) {
     for (const backend of backends) {
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-read",
-          "--allow-env",
-          new URL(import.meta.url).pathname,
-          "--child",
-          "--case",
-          c.name,
-          "--backend",
-          backend,
-        ],
-        stderr: "inherit",
-      }).output();
-      if (!output.success) throw new Error(`${c.name} ${backend} failed`);
-      const r = JSON.parse(
-        new TextDecoder().decode(output.stdout),
-      ) as MemoryResult;
-      const ok = r.growth_mb <= r.bound_mb ? "plateau" : "GROWS";
+      const r = args.browser
+        ? await inChromium(c.name, backend)
+        : await inDeno(c.name, backend);
+      const near = (f: number) =>
+        r.rss.reduce((a, b) =>
+          Math.abs(b[0] - f) < Math.abs(a[0] - f) ? b : a
+        )[1];
+      const peak = (from: number, to: number) =>
+        Math.max(
+          ...r.rss.filter(([f]) => f > from && f <= to).map(([, b]) => b),
+        );
+      const [middle, last] = [peak(1 / 3, 2 / 3), peak(2 / 3, 1)];
+      const bound = Math.max(4 * 4 * r.elements, 64e6);
       console.log(
-        `${r.case.padEnd(22)}${r.backend.padEnd(9)}${
+        `${host.padEnd(10)}${r.case.padEnd(22)}${r.backend.padEnd(9)}${
           String(r.steps).padStart(5)
-        }${r.rss_third_mb.toFixed(1).padStart(12)}${
-          r.rss_end_mb.toFixed(1).padStart(12)
-        }${r.growth_mb.toFixed(1).padStart(11)}${
-          r.bound_mb.toFixed(1).padStart(10)
-        }${r.wasm_memory_mb.toFixed(1).padStart(9)}${
-          r.ms_per_step.toFixed(3).padStart(9)
-        }  ${ok}`,
+        }${mb(near(1 / 3)).padStart(12)}${mb(near(1)).padStart(12)}${
+          mb(near(1) - near(1 / 3)).padStart(11)
+        }${mb(middle).padStart(15)}${mb(last).padStart(16)}${
+          mb(bound).padStart(10)
+        }${mb(r.wasmBytes).padStart(9)}${r.msPerStep.toFixed(3).padStart(9)}  ${
+          last - middle <= bound ? "plateau" : "GROWS"
+        }`,
       );
     }
   }

@@ -97,3 +97,27 @@ for (const shape of shapes) {
     });
   }
 }
+
+// The latency of one scalar readback, the cost unit of exact inversion on WebGPU (its iteration
+// reads back only maxAbs and dot scalars): each call submits its kernel and waits for the
+// mapping, as a whole-tensor read() does, on the [2, 1, 4, 4] batch of the exact inversion test.
+const small = gpu?.upload(
+  Tensor.from(Array.from({ length: 32 }, (_, i) => Math.sin(i)), [2, 1, 4, 4]),
+);
+const readbacks: [string, () => Promise<unknown>][] = [
+  ["maxAbs", () => gpu!.maxAbs(small!)],
+  ["dot", () => gpu!.dot(small!, small!)],
+  ["read()", () => gpu!.read(small!)],
+];
+for (const [name, run] of readbacks) {
+  Deno.bench({
+    name: `readback: ${name} of [2, 1, 4, 4]`,
+    group: "readback",
+    ignore,
+    n: 50,
+    warmup: 5,
+    async fn() {
+      await run();
+    },
+  });
+}

@@ -3,7 +3,8 @@
 // Expected values come from mathematics (exactly representable inputs and results) or from the
 // TypeScript CPU kernels, the oracle whose steps tests/multistep_inverse_test.ts and the
 // diffusers suites hold to diffusers' references. Every backend must match bit for bit (any NaN
-// matching any NaN). No Deno API here: the module also runs in a browser.
+// matching any NaN), except `dot`, held to float32's summation bound (see dotBound). No Deno API
+// here: the module also runs in a browser.
 import { convertThenUpdate } from "../lib/_convert.ts";
 import { CpuKernels } from "../lib/backends/cpu.ts";
 import type {
@@ -665,3 +666,158 @@ cases.push({
     await check(b, gx, expectedX, "thresholdAndUpdate x0 = sample (x0)");
   },
 });
+
+// The reductions of iterative solvers: optional in the kernel interface, present on every
+// backend of the suite.
+function reductions<T extends View<T>>(b: Backend<T>, k: Kernels<T>) {
+  if (!k.maxAbs || !k.dot) {
+    throw new Error(`${b.name}: the maxAbs and dot kernels are missing`);
+  }
+  return {
+    maxAbs: async (x: T) => await k.maxAbs!(x),
+    dot: async (x: T, y: T) => await k.dot!(x, y),
+  };
+}
+
+// Backend tensors and their CPU twins, for the reduction cases: contiguous tensors of sizes up
+// to a grid-strided 70000, a channel slice, a permuted view and single batch items.
+function reductionViews<T extends View<T>>(
+  b: Backend<T>,
+  seed: number,
+): [string, Tensor, T][] {
+  const views: [string, Tensor, T][] = [];
+  for (const n of [1, 3, 17, 1003, 70000]) {
+    const x = values([n], seed + n, 2);
+    views.push([`n=${n}`, x, b.put(x)]);
+  }
+  const doubled = values([2, 6, 4, 4], seed + 1);
+  const g = b.put(doubled);
+  views.push(["channel slice", doubled.slice(1, 3, 6), g.slice(1, 3, 6)]);
+  const base = values([7, 2, 5, 3], seed + 2);
+  const permuted = b.put(base).permute([1, 3, 2, 0]);
+  views.push(["permuted", base.permute([1, 3, 2, 0]), permuted]);
+  views.push(["item 1", base.slice(0, 1, 2), b.put(base).slice(0, 1, 2)]);
+  views.push([
+    "item of a permuted view",
+    base.permute([1, 3, 2, 0]).slice(0, 1, 2),
+    permuted.slice(0, 1, 2),
+  ]);
+  return views;
+}
+
+cases.push({
+  name:
+    "maxAbs() is the CPU's bit for bit (strided views, items, NaN, ±∞, subnormals, −0)",
+  async run(b, k) {
+    const { maxAbs } = reductions(b, k);
+    const same = (actual: number, expected: number, what: string) => {
+      if (Object.is(actual, expected)) return;
+      if (Number.isNaN(actual) && Number.isNaN(expected)) return;
+      throw new Error(
+        `${b.name}: maxAbs ${what} is ${actual}, expected ${expected}`,
+      );
+    };
+    // From mathematics: the largest magnitude, whatever its sign; 0 (not −0) for zeros.
+    const exact: [number[], number][] = [
+      [[0.5, -3, 2], 3],
+      [[-0, -0], 0],
+      [[Math.fround(1e-40), -Math.fround(3e-40)], Math.fround(3e-40)],
+      [[1, -Infinity, 2], Infinity],
+      [[1, NaN, Infinity], NaN],
+      [[NaN], NaN],
+    ];
+    for (const [data, expected] of exact) {
+      same(await maxAbs(b.put(Tensor.from(data))), expected, `of [${data}]`);
+    }
+    same(await maxAbs(b.put(Tensor.zeros([0]))), 0, "of an empty tensor");
+    for (const [what, cpu, onBackend] of reductionViews(b, 300)) {
+      same(await maxAbs(onBackend), oracle.maxAbs(cpu), what);
+    }
+    // A NaN in item 1 only: item 0 stays finite.
+    const items = values([2, 3, 50], 310);
+    items.data[200] = NaN;
+    const g = b.put(items);
+    same(
+      await maxAbs(g.slice(0, 0, 1)),
+      oracle.maxAbs(items.slice(0, 0, 1)),
+      "item 0",
+    );
+    same(await maxAbs(g.slice(0, 1, 2)), NaN, "item 1 (NaN)");
+  },
+});
+
+/**
+ * How far a float32 `dot` of n elements may be from the CPU oracle's: a sum of n float32 products
+ * in float32, in any order, is within γ_n·Σ|x·y| of the exact sum (γ_n = n·u / (1 − n·u),
+ * u = 2⁻²⁴); the oracle's float64 sum adds its own γ_n of 2⁻⁵³, twice (`absSum` is one too).
+ */
+export function dotBound(n: number, absSum: number): number {
+  const gamma = (u: number) => (n * u) / (1 - n * u);
+  return (gamma(2 ** -24) + 2 * gamma(2 ** -53)) * absSum;
+}
+
+cases.push({
+  name:
+    "dot() is within float32's summation bound of Σ x·y (strided views, items); NaN and ±∞ as IEEE",
+  async run(b, k) {
+    const { dot } = reductions(b, k);
+    // From mathematics, exactly representable at every partial sum: Σ i·0.5 = n(n − 1)/4.
+    for (const n of [1, 5, 1003, 4096]) {
+      const x = Tensor.from(Array.from({ length: n }, (_, i) => i));
+      const half = Tensor.from(new Array(n).fill(0.5));
+      const actual = await dot(b.put(x), b.put(half));
+      if (actual !== (n * (n - 1)) / 4) {
+        throw new Error(`${b.name}: dot of 0…${n - 1} and 0.5 is ${actual}`);
+      }
+    }
+    if (await dot(b.put(Tensor.zeros([0])), b.put(Tensor.zeros([0]))) !== 0) {
+      throw new Error(`${b.name}: dot of empty tensors is not 0`);
+    }
+    const ys = reductionViews(b, 400);
+    for (
+      const [[what, x, gx], [, y, gy]] of reductionViews(b, 500).map((v, i) =>
+        [v, ys[i]!] as const
+      )
+    ) {
+      const expected = oracle.dot(x, y);
+      const absSum = oracle.dot(abs(x), abs(y));
+      for (
+        const [pair, actual, want, sum] of [
+          ["x·y", await dot(gx, gy), expected, absSum],
+          ["x·x", await dot(gx, gx), oracle.dot(x, x), oracle.dot(x, x)],
+        ] as const
+      ) {
+        const error = Math.abs(actual - want);
+        if (!(error <= dotBound(x.size, sum))) {
+          throw new Error(
+            `${b.name}: dot ${pair} of ${what} is ${actual}, expected ${want} within ${
+              dotBound(x.size, sum)
+            }`,
+          );
+        }
+      }
+    }
+    // Non-finite products, as float64 arithmetic gives them.
+    const special: [number[], number[], number][] = [
+      [[1, NaN, 2], [1, 1, 1], NaN],
+      [[Infinity, 2], [0, 1], NaN], // ∞·0
+      [[Infinity, 2], [-3, 1], -Infinity],
+      [[-Infinity, 2], [-3, 1], Infinity],
+      [[Infinity, -Infinity], [1, 1], NaN],
+      [[Infinity, Infinity, 5], [2, 1e-40, -1], Infinity],
+    ];
+    for (const [x, y, expected] of special) {
+      const actual = await dot(b.put(Tensor.from(x)), b.put(Tensor.from(y)));
+      if (!Object.is(actual, expected)) {
+        throw new Error(
+          `${b.name}: dot of [${x}] and [${y}] is ${actual}, expected ${expected}`,
+        );
+      }
+    }
+  },
+});
+
+/** |t| element-wise, as a new contiguous CPU tensor. */
+export function abs(t: Tensor): Tensor {
+  return new Tensor(t.contiguous().toFloat32Array().map(Math.abs), t.shape);
+}

@@ -2,7 +2,8 @@
 // the model is exact, so only the solver's algebra is tested: the ORDINARY generate() with the
 // ordinary forward scheduler, run from the inverted noise, must give the input back to float32
 // precision; plain inversion, the same round trip without the iteration, misses by orders of
-// magnitude more. Also: refusals, non-convergence reported without throwing, the reductions.
+// magnitude more. Also: WebGPU tensors end to end, refusals, non-convergence reported without
+// throwing, the reductions.
 import assert from "node:assert/strict";
 import {
   DPMSolverMultistepInverseScheduler,
@@ -16,6 +17,8 @@ import {
 import { GaussianMixture, schedulerModel } from "../analytic.ts";
 import { WasmKernels } from "../wasm.ts";
 import { CpuKernels } from "../lib/backends/cpu.ts";
+import { createWebGpuKernels, type WebGpuTensor } from "../webgpu.ts";
+import { ignore as noGpu } from "./_gpu.ts";
 
 const mixture = new GaussianMixture({
   weights: [1, 2],
@@ -156,8 +159,11 @@ for (const c of CASES) {
   });
 }
 
+// Karras sigmas: on linspace sigmas with the sigma_min final step, this mixture's clean end (pixels
+// between the two modes, a model Jacobian up to twice the conversion's identity part) is beyond
+// the sweeps' 50 rounds (docs/exact_inversion.md, "What does not reach the target").
 Deno.test("exact inversion: the sweeps over the trajectory are what make a multistep inversion exact", async () => {
-  const config = { solver_order: 2 } as const;
+  const config = { solver_order: 2, use_karras_sigmas: true } as const;
   const forward = new DPMSolverMultistepScheduler({
     ...config,
     final_sigmas_type: "sigma_min",
@@ -293,6 +299,66 @@ Deno.test("exact inversion reports non-convergence without throwing and keeps th
   });
   assert.equal(budget.converged, false);
   assert.ok(budget.modelCalls <= 15 + 10);
+});
+
+Deno.test({
+  name:
+    "exact inversion of WebGPU tensors: the round trip gives x0 back, and the iteration reads back only scalars",
+  ignore: noGpu,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const gpu = await createWebGpuKernels();
+    const forward = new DPMSolverMultistepScheduler({ solver_order: 1 });
+    const inverse = new DPMSolverMultistepInverseScheduler({ solver_order: 1 });
+    // The analytic model computes on CPU tensors: it reads each sample back whole and uploads
+    // its prediction, with the readback spy off, so the spy sees only the inversion's readbacks.
+    const analytic = schedulerModel(mixture, forward);
+    let spying = false;
+    const model = async (x: Tensor, t: number) => {
+      spying = false;
+      const sample = await gpu.read(x as unknown as WebGpuTensor);
+      spying = true;
+      return gpu.upload(analytic(sample, t)) as unknown as Tensor;
+    };
+    const mapped: number[] = [];
+    const mapAsync = GPUBuffer.prototype.mapAsync;
+    GPUBuffer.prototype.mapAsync = function (mode, offset, size) {
+      if (spying) mapped.push(size ?? this.size);
+      return mapAsync.call(this, mode, offset, size);
+    };
+    let result: ExactInversionResult;
+    try {
+      spying = true;
+      result = await invert(
+        model,
+        gpu.upload(image) as unknown as Tensor,
+        inverse,
+        { numInferenceSteps: 5, exact: { forward } },
+      ) as ExactInversionResult;
+    } finally {
+      spying = false;
+      GPUBuffer.prototype.mapAsync = mapAsync;
+    }
+    assert.ok(gpu.owns(result.sample), "the inverted sample stays on the GPU");
+    assert.ok(result.converged, `residuals ${result.residuals}`);
+    // Every readback of the iteration is one scalar: a maxAbs word or a dot's flags and sum.
+    assert.ok(mapped.length > result.modelCalls);
+    assert.ok(
+      mapped.every((bytes) => bytes <= 8),
+      `readbacks of ${[...new Set(mapped)]} bytes`,
+    );
+    const back = await generate(model, result.sample, forward, {
+      numInferenceSteps: 5,
+      startSigma: result.sigma,
+    });
+    const error = maxError(
+      image,
+      await gpu.read(back as unknown as WebGpuTensor),
+    );
+    assert.ok(error < 2e-5, `max error ${error}`);
+    gpu.destroy();
+  },
 });
 
 Deno.test("maxAbs and dot reductions of the CPU and WASM kernels", () => {

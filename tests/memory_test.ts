@@ -7,62 +7,32 @@ import {
   defaultKernels,
   DPMSolverMultistepInverseScheduler,
   DPMSolverMultistepScheduler,
-  type SchedulerConfig,
-  Tensor,
+  type Tensor,
 } from "../mod.ts";
 import { WasmKernels } from "../wasm.ts";
+import {
+  bitsOf,
+  MEMORY_CONFIGS,
+  plainLoopMemory,
+  wave,
+} from "./_memory_loop.ts";
 
-function wave(shape: number[], k: number): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new Tensor(
-    Float32Array.from({ length: n }, (_, i) => Math.sin(0.37 * i * k + k)),
-    shape,
-  );
-}
-
-function bitsOf(t: Tensor): Uint32Array {
-  return new Uint32Array(t.toFloat32Array().buffer);
-}
-
-const CONFIGS: [string, Partial<SchedulerConfig>][] = [
-  ["order 2", { solver_order: 2 }],
-  ["order 3", { solver_order: 3 }],
-  ["thresholding", { solver_order: 2, thresholding: true }],
-  ["dpmsolver, v-prediction", {
-    algorithm_type: "dpmsolver",
-    prediction_type: "v_prediction",
-  }],
-];
-
-for (const [name, config] of CONFIGS) {
+for (const [name, config] of MEMORY_CONFIGS) {
   Deno.test(`default path, ${name}: the module's memory stops growing in a long synchronous loop`, () => {
-    const kernels = defaultKernels();
     assert.ok(
-      kernels instanceof WasmKernels,
+      defaultKernels() instanceof WasmKernels,
       "Deno runs the WebAssembly kernels",
     );
-    const scheduler = new DPMSolverMultistepInverseScheduler(config);
-    const shape = [2, 4, 16, 16];
-    const outputs = [1, 2, 3, 4].map((k) => wave(shape, k));
-    let x = wave(shape, 5);
-    const bytes: number[] = [];
-    // 1,000 steps over 20 passes, as README's loop writes them.
-    for (let pass = 0; pass < 20; pass++) {
-      scheduler.setTimesteps(50);
-      scheduler.timesteps.forEach((t, i) => {
-        x = scheduler.step(outputs[i % 4]!, t, x).prevSample;
-        bytes.push(kernels.memoryBytes);
-      });
-    }
-    assert.equal(bytes.length, 1000);
-    assert.ok(x.toFloat32Array().every(Number.isFinite));
+    const loop = plainLoopMemory(config);
+    assert.equal(loop.bytes.length, 1000);
+    assert.ok(loop.finite);
     // After the first pass, not one byte more.
     assert.equal(
-      bytes.at(-1),
-      bytes[49],
-      `memory grew: ${bytes[49]} → ${bytes.at(-1)}`,
+      loop.bytes.at(-1),
+      loop.bytes[49],
+      `memory grew: ${loop.bytes[49]} → ${loop.bytes.at(-1)}`,
     );
-    assert.equal(kernels.isResident(x), false, "results live in JS memory");
+    assert.equal(loop.resident, false, "results live in JS memory");
   });
 }
 

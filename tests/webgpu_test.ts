@@ -41,6 +41,7 @@ import {
 import { assertClose, WorstError } from "./_parity.ts";
 import { convertThenUpdate } from "../lib/_convert.ts";
 import { coefficients, conversions, values } from "./_kernel_fixtures.ts";
+import { abs, dotBound, oracle } from "./_kernel_cases.ts";
 
 const GPU_TOLERANCE = 1e-6;
 
@@ -648,6 +649,63 @@ gpuTest(
     }
     small.destroy();
     medium.destroy();
+  },
+);
+
+gpuTest(
+  "maxAbs and dot over tensors split into binding windows and capped workgroups: one submit, pooled scratch",
+  async (gpu) => {
+    // 4 KiB bindings: 70000 floats take 69 windows of up to 4 workgroups, so the finishing pass
+    // of dot strides over 276 partials; the channel slice of [2, 8, 16, 20] splits a dimension
+    // deeper. One workgroup per dimension makes every thread stride over its window.
+    const variants = [
+      new WebGpuKernels(gpu.device, { maxStorageBufferBindingSize: 4096 }),
+      new WebGpuKernels(gpu.device, { maxWorkgroupsPerDimension: 1 }),
+    ];
+    const long = values([70000], 130, 2);
+    long.data[69999] = -3; // the maximum, in the last window
+    const other = values([70000], 131, 2);
+    const doubled = values([2, 8, 16, 20], 132);
+    const slice = doubled.slice(1, 4, 8);
+    const sliceOther = values([2, 4, 16, 20], 133);
+    for (const kernels of variants) {
+      const gl = kernels.upload(long);
+      const go = kernels.upload(other);
+      const gs = kernels.upload(doubled).slice(1, 4, 8);
+      const gso = kernels.upload(sliceOther);
+      for (
+        const [what, x, y, gx, gy] of [
+          ["70000 floats", long, other, gl, go],
+          ["a channel slice", slice, sliceOther, gs, gso],
+        ] as const
+      ) {
+        assert.equal(await kernels.maxAbs(gx), oracle.maxAbs(x), what);
+        const n = x.size;
+        const error = Math.abs(
+          (await kernels.dot(gx, gy)) - oracle.dot(x, y),
+        );
+        const bound = dotBound(n, oracle.dot(abs(x), abs(y)));
+        assert.ok(error <= bound, `${what}: dot off by ${error} > ${bound}`);
+      }
+      assert.equal(await kernels.maxAbs(gl), 3);
+      // One submit per reduction (the readback's copy is a second); the scratch buffers come
+      // back to the pool, so a repeat creates none.
+      let pending: Promise<number> | null = null;
+      const work = recorded(kernels, () => (pending = kernels.dot(gl, go)));
+      assert.equal(work[0], 2, "the reduction and the readback's copy");
+      await pending;
+      const before = kernels.stats;
+      await kernels.dot(gl, go);
+      await kernels.maxAbs(gl);
+      assert.equal(kernels.stats.buffersCreated, before.buffersCreated);
+      // A NaN in the last window.
+      const withNaN = long.clone();
+      withNaN.data[69998] = NaN;
+      const gn = kernels.upload(withNaN);
+      assert.ok(Number.isNaN(await kernels.maxAbs(gn)));
+      assert.ok(Number.isNaN(await kernels.dot(gn, go)));
+      kernels.destroy();
+    }
   },
 );
 

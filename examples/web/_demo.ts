@@ -250,6 +250,34 @@ export async function regenerate<T extends TensorView<T>>(
   );
 }
 
+/**
+ * Five steps of each scheduler on a zero [1, 1, 8, 8] sample with zero noise predictions, on
+ * `backend`, read back once at the end: this builds every kernel a round trip uses (first and
+ * second order, both directions), so that WebGPU pipelines compile while the page loads the
+ * model rather than at the first step.
+ */
+export async function warmUp<T extends TensorView<T>>(
+  backend: StepBackend<T>,
+  config: Record<string, unknown>,
+): Promise<void> {
+  const zeros = new Tensor(new Float32Array(64), [1, 1, 8, 8]);
+  const made: T[] = [];
+  const last: T[] = [];
+  for (const scheduler of Object.values(demoSchedulers(config))) {
+    scheduler.setTimesteps(5);
+    let sample = backend.upload(zeros);
+    made.push(sample);
+    for (const t of scheduler.timesteps) {
+      const eps = backend.upload(zeros);
+      sample = scheduler.step(eps, t, sample).prevSample;
+      made.push(eps, sample);
+    }
+    last.push(sample);
+  }
+  await Promise.all(last.map((x) => backend.read(x)));
+  for (const x of made) backend.release(x);
+}
+
 /** PSNR in dB of `b` against `a` (values in [-1, 1], peak-to-peak 2). */
 export function psnr(a: Tensor, b: Tensor): number {
   const x = a.toFloat32Array();

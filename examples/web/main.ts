@@ -29,6 +29,7 @@ import {
   regenerate,
   repeat,
   type StepBackend,
+  warmUp,
 } from "./_demo.ts";
 
 const MODEL = new URL("models/digits/", location.href).href;
@@ -79,8 +80,14 @@ function tile(label: string, size = 8): HTMLElement {
   return figure;
 }
 
-/** The inverse schedule's sigmas against the step, log scale, with a marker at `current`. */
-function plotSchedule(sigmas: Float32Array, steps: number, current: number) {
+/**
+ * Plots the inverse schedule's sigmas against the step, log scale. Returns a function that moves
+ * the marker to a step (the plot itself is drawn once per run).
+ */
+function plotSchedule(
+  sigmas: Float32Array,
+  steps: number,
+): (current: number) => void {
   const w = 360, h = 160, left = 44, bottom = 26, top = 10, right = 10;
   const logs = Array.from(sigmas.subarray(0, steps + 1), (s) => Math.log10(s));
   const lo = Math.floor(Math.min(...logs)), hi = Math.ceil(Math.max(...logs));
@@ -97,11 +104,6 @@ function plotSchedule(sigmas: Float32Array, steps: number, current: number) {
         `<text x="${left - 6}" y="${y(l) + 4}" text-anchor="end">1e${l}</text>`,
     );
   }
-  const marker = current > 0
-    ? `<circle cx="${x(current)}" cy="${
-      y(logs[current]!)
-    }" r="4" class="marker"/>`
-    : "";
   $("schedule").innerHTML =
     `<svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="inverse schedule">` +
     ticks.join("") +
@@ -109,7 +111,7 @@ function plotSchedule(sigmas: Float32Array, steps: number, current: number) {
     logs.map((l, i) =>
       `<circle cx="${x(i)}" cy="${y(l)}" r="1.6" class="dot"/>`
     ).join("") +
-    marker +
+    `<circle r="4" class="marker" visibility="hidden"/>` +
     `<text x="${(left + w - right) / 2}" y="${
       h - 6
     }" text-anchor="middle">step (inversion, t = 0 → ${steps})</text>` +
@@ -117,6 +119,12 @@ function plotSchedule(sigmas: Float32Array, steps: number, current: number) {
       top + 60
     })" text-anchor="middle">sigma</text>` +
     `</svg>`;
+  const marker = $("schedule").querySelector(".marker")!;
+  return (current) => {
+    marker.setAttribute("cx", `${x(current)}`);
+    marker.setAttribute("cy", `${y(logs[current]!)}`);
+    marker.setAttribute("visibility", "visible");
+  };
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -128,52 +136,106 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
 }
 
 async function main() {
-  const forceWasm =
-    new URLSearchParams(location.search).get("backend") === "wasm";
+  const query = new URLSearchParams(location.search);
+  const forceWasm = query.get("backend") === "wasm";
+  const timings = state.timings!;
+  const timed = <T>(name: string, promise: Promise<T>) =>
+    promise.then((value) => {
+      timings[name] = Math.round(performance.now());
+      return value;
+    });
   say("loading ONNX Runtime Web, the model and the held-out digits…");
-  ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
+  // Only the WebAssembly file's URL (index.html preloads it): ONNX Runtime then runs the glue
+  // bundled into main.js rather than importing it from the server first.
+  ort.env.wasm.wasmPaths = {
+    wasm: new URL("ort/ort-wasm-simd-threaded.wasm", location.href).href,
+  };
   // One thread by default: two were not faster on this tiny model and used more CPU (measured
   // with bench/web_first_result.ts on a loaded 2-core machine). `?threads=n` sets the
   // count; threads need cross-origin isolation, which serve.ts provides (COOP/COEP headers).
-  const threads = Number(
-    new URLSearchParams(location.search).get("threads") ?? 1,
-  );
-  ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? threads : 1;
-  state.timings!.threads = ort.env.wasm.numThreads;
-  const timed = <T>(name: string, promise: Promise<T>) =>
-    promise.then((value) => {
-      state.timings![name] = Math.round(performance.now());
-      return value;
-    });
+  ort.env.wasm.numThreads = globalThis.crossOriginIsolated
+    ? Number(query.get("threads") ?? 1)
+    : 1;
+  timings.threads = ort.env.wasm.numThreads;
+  // A session from the model's URL starts ONNX Runtime's WebAssembly at once, then fetches the
+  // model (preloaded by index.html). serve.ts graph-optimized the models when it built the
+  // demo, so the sessions skip ONNX Runtime's optimizer.
   const session = (name: string) =>
     timed(
       name,
-      fetchBytes(`${MODEL}${name}.onnx`).then((b) =>
-        ort.InferenceSession.create(b)
-      ),
+      ort.InferenceSession.create(`${MODEL}${name}.onnx`, {
+        graphOptimizationLevel: "disabled",
+      }),
     );
+  let unetLoaded = false;
+  const unetReady = session("unet").then((unet) => {
+    unetLoaded = true;
+    return unet;
+  });
   const npy = (name: string) =>
     fetchBytes(`${MODEL}${name}.npy`).then((b) => decodeNpy(b, `${name}.npy`));
-  const [unet, classifier, images, labels, inverse, gpu] = await Promise.all([
-    session("unet"),
-    session("classifier"),
-    npy("heldout_images"),
-    npy("heldout_labels"),
-    // The scheduler config straight from the model folder's URL.
-    DPMSolverMultistepInverseScheduler.fromPretrained(MODEL, {
-      subfolder: "scheduler",
-    }),
-    timed("webgpu", forceWasm ? Promise.resolve(null) : requestWebGpuKernels()),
+  // The picker is drawn as soon as the digits arrive, while ONNX Runtime compiles.
+  const picker = $("picker");
+  const digitsReady = timed(
+    "digits",
+    Promise.all([npy("heldout_images"), npy("heldout_labels")]).then(
+      ([images, labels]) => {
+        const digits = new Tensor(images.data as Float32Array, images.shape);
+        const classes = labels.data as Int32Array;
+        for (let i = 0; i < PICKER_COUNT; i++) {
+          const figure = tile(`${classes[i]}`);
+          figure.dataset.index = `${i}`;
+          draw(figure.querySelector("canvas")!, digits.slice(0, i, i + 1));
+          picker.append(figure);
+        }
+        return { digits, classes };
+      },
+    ),
+  );
+  // The scheduler config straight from the model folder's URL.
+  const inverseReady = DPMSolverMultistepInverseScheduler.fromPretrained(
+    MODEL,
+    { subfolder: "scheduler" },
+  );
+  const gpuReady = timed(
+    "webgpu",
+    forceWasm ? Promise.resolve(null) : requestWebGpuKernels(),
+  );
+  // Five steps each way on zeros build the WebGPU kernels' pipelines while the model loads, so
+  // that the GPU process compiles them then, not at the first step. Skipped when the adapter
+  // arrives after the model (it would only delay the first step). Not awaited: its work is
+  // submitted at once and the first step queues behind it.
+  Promise.all([gpuReady, inverseReady]).then(([gpu, inverse]) => {
+    if (gpu && !unetLoaded) {
+      return timed("warmed", warmUp(gpuBackend(gpu), inverse.toJSON()));
+    }
+  }).catch((error) => {
+    state.status = "error";
+    state.error = String((error as Error).stack ?? error);
+    say(`error: ${(error as Error).message}`);
+  });
+  const [unet, { digits, classes }, inverse, gpu] = await Promise.all([
+    unetReady,
+    digitsReady,
+    inverseReady,
+    gpuReady,
   ]);
-  state.timings!.loaded = Math.round(performance.now());
-  const digits = new Tensor(images.data as Float32Array, images.shape);
-  const classes = labels.data as Int32Array;
+  timings.loaded = Math.round(performance.now());
   const config = inverse.toJSON();
+  const onnx = `the UNet runs in ONNX Runtime Web on WebAssembly, ${
+    ort.env.wasm.numThreads === 1
+      ? "1 thread"
+      : `${ort.env.wasm.numThreads} threads`
+  }${
+    globalThis.crossOriginIsolated
+      ? ""
+      : " (the page is not cross-origin isolated)"
+  }.`;
   let backend: StepBackend<never>;
   if (gpu) {
     backend = gpuBackend(gpu) as StepBackend<never>;
     $("backend").textContent =
-      "Scheduler steps run on WebGPU (WebGpuKernels); the UNet runs in ONNX Runtime Web on WebAssembly.";
+      `Scheduler steps run on WebGPU (WebGpuKernels); ${onnx}`;
   } else {
     // CPU tensors run on the default kernels: WebAssembly SIMD where this browser compiles it.
     const kernels = defaultKernels().name === "wasm"
@@ -181,27 +243,27 @@ async function main() {
       : "the TypeScript kernels (no WebAssembly SIMD here)";
     backend = cpuBackend as StepBackend<never>;
     $("backend").textContent = forceWasm
-      ? `Scheduler steps run on ${kernels} (asked with ?backend=wasm); the UNet runs in ONNX Runtime Web on WebAssembly.`
-      : `No WebGPU adapter here: scheduler steps run on ${kernels}; the UNet runs in ONNX Runtime Web on WebAssembly.`;
+      ? `Scheduler steps run on ${kernels} (asked with ?backend=wasm); ${onnx}`
+      : `No WebGPU adapter here: scheduler steps run on ${kernels}; ${onnx}`;
   }
   state.backend = backend.name;
+  // The UNet's share of the first round trip, for bench/web_first_result.ts.
+  const unetModel = ortModel(ort, unet);
+  let unetMs = 0;
   const ctx: DemoContext<never> = {
-    model: ortModel(ort, unet),
+    model: async (...args) => {
+      const start = performance.now();
+      const out = await unetModel(...args);
+      unetMs += performance.now() - start;
+      return out;
+    },
     config,
     backend,
   };
-  const classify = ortClassifier(ort, classifier);
+  // The classifier is needed only for the edits: it loads after the first result.
+  let classifierReady: Promise<ort.InferenceSession> | undefined;
   const item = (i: number) => digits.slice(0, i, i + 1);
 
-  // The picker: the first held-out digits.
-  const picker = $("picker");
-  for (let i = 0; i < PICKER_COUNT; i++) {
-    const figure = tile(`${classes[i]}`);
-    figure.dataset.index = `${i}`;
-    draw(figure.querySelector("canvas")!, item(i));
-    figure.addEventListener("click", () => run(i));
-    picker.append(figure);
-  }
   const results = $("results");
   const original = tile("original"),
     noise = tile("inverted noise"),
@@ -256,18 +318,17 @@ async function main() {
       f.classList.toggle("selected", f.dataset.index === `${index}`)
     );
     inverse.setTimesteps(steps);
-    plotSchedule(inverse.sigmas, steps, 0);
-    let lastPaint = 0;
-    const tick = (phase: "invert" | "generate", step: number) => {
+    const mark = plotSchedule(inverse.sigmas, steps);
+    let lastPaint = performance.now(), paintMs = 0;
+    const tick = async (phase: "invert" | "generate", step: number) => {
       progress.value = ++done;
-      if (phase === "invert" && done <= steps) {
-        plotSchedule(inverse.sigmas, steps, step);
-      }
+      if (phase === "invert" && done <= steps) mark(step);
       // Let the page paint now and then.
       const now = performance.now();
       if (now - lastPaint > 50) {
-        lastPaint = now;
-        return new Promise<void>((resolve) => setTimeout(resolve, 0));
+        await new Promise<void>((resolve) => setTimeout(resolve, 0));
+        lastPaint = performance.now();
+        paintMs += lastPaint - now;
       }
     };
     try {
@@ -276,6 +337,8 @@ async function main() {
           classes[index]
         }): inverting and reconstructing, ${steps} steps each way…`,
       );
+      const loopStart = performance.now();
+      unetMs = 0;
       const r = await roundTrip(index, steps, tick);
       draw(original.querySelector("canvas")!, r.image);
       draw(noise.querySelector("canvas")!, r.inverted.sample, [-3, 3]);
@@ -291,10 +354,16 @@ async function main() {
       });
       if (state.firstResultMs === undefined) {
         state.firstResultMs = performance.now();
+        Object.assign(timings, {
+          loopMs: Math.round(state.firstResultMs - loopStart),
+          unetMs: Math.round(unetMs),
+          paintMs: Math.round(paintMs),
+        });
         $("timing").textContent = `first result ${
           (state.firstResultMs / 1000).toFixed(2)
         } s after the page started loading`;
       }
+      classifierReady ??= session("classifier");
       say(
         `held-out digit #${index}: round trip ${
           r.psnr.toFixed(2)
@@ -318,7 +387,7 @@ async function main() {
         GUIDANCE,
         tick,
       );
-      const predicted = await classify(edited);
+      const predicted = await ortClassifier(ort, await classifierReady)(edited);
       editTiles.forEach((figure, c) => {
         draw(figure.querySelector("canvas")!, edited.slice(0, c, c + 1));
         figure.querySelector("figcaption")!.textContent = `→ ${c} (reads ${
@@ -348,6 +417,10 @@ async function main() {
     const r = await roundTrip(index, steps, () => {});
     return { psnr: r.psnr, label: r.label[0]! };
   };
+  picker.addEventListener("click", (event) => {
+    const figure = (event.target as HTMLElement).closest("figure");
+    if (figure) run(Number(figure.dataset.index));
+  });
   ($("steps") as HTMLInputElement).addEventListener("change", () => {
     const selected = picker.querySelector<HTMLElement>("figure.selected");
     run(Number(selected?.dataset.index ?? 0));

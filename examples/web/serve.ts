@@ -1,7 +1,8 @@
 /**
  * Builds the web demo (`deno bundle --platform browser` of `examples/web/main.ts` into
- * `examples/web/dist/main.js`) and serves it on 127.0.0.1 with the digits model, the held-out
- * digits and ONNX Runtime Web's WebAssembly files, all from this machine (no CDN).
+ * `examples/web/dist/main.js`, and the digits models graph-optimized offline into
+ * `examples/web/dist/`) and serves it on 127.0.0.1 with the held-out digits and ONNX Runtime
+ * Web's WebAssembly file, all from this machine (no CDN).
  *
  *   deno task web [--port 8000] [--no-build]
  *
@@ -14,7 +15,7 @@ const DIGITS = new URL("../../reference/models/digits/", import.meta.url);
 /** The ONNX Runtime Web package the page is built with (pinned here and in main.ts). */
 export const ORT_WEB = "npm:onnxruntime-web@1.30.0";
 // Never called: a literal dynamic import puts the package in this module's graph, so that
-// import.meta.resolve below finds its WebAssembly files in Deno's npm cache.
+// import.meta.resolve below finds its WebAssembly file in Deno's npm cache.
 export const _ortWebInGraph = () => import("npm:onnxruntime-web@1.30.0/wasm");
 
 interface Route {
@@ -26,27 +27,26 @@ interface Route {
 
 // What the server hands out: URL path → file. Nothing else is reachable.
 function routes(): Map<string, Route> {
-  const ortDir = new URL(
-    "./",
-    import.meta.resolve(`${ORT_WEB}/ort-wasm-simd-threaded.wasm`),
-  );
   const map = new Map<string, Route>();
   const add = (path: string, file: URL, type: string) =>
     map.set(path, { file, type, cache: path !== "/" && path !== "/main.js" });
   add("/", new URL("index.html", WEB), "text/html; charset=utf-8");
   add("/main.js", new URL("dist/main.js", WEB), "text/javascript");
-  for (const name of ["ort-wasm-simd-threaded.wasm"]) {
-    add(`/ort/${name}`, new URL(name, ortDir), "application/wasm");
-  }
+  // The WebAssembly build only: its JavaScript glue is bundled into main.js.
   add(
-    "/ort/ort-wasm-simd-threaded.mjs",
-    new URL("ort-wasm-simd-threaded.mjs", ortDir),
-    "text/javascript",
+    "/ort/ort-wasm-simd-threaded.wasm",
+    new URL(import.meta.resolve(`${ORT_WEB}/ort-wasm-simd-threaded.wasm`)),
+    "application/wasm",
   );
+  for (const name of MODELS) {
+    add(
+      `/models/digits/${name}.onnx`,
+      new URL(`dist/${name}.onnx`, WEB),
+      "application/octet-stream",
+    );
+  }
   for (
     const name of [
-      "unet.onnx",
-      "classifier.onnx",
       "heldout_images.npy",
       "heldout_labels.npy",
       "scheduler/scheduler_config.json",
@@ -61,8 +61,37 @@ function routes(): Map<string, Route> {
   return map;
 }
 
-/** Bundles `examples/web/main.ts` for browsers into `examples/web/dist/main.js`. */
+/** The models the page runs, optimized by {@link buildDemo}. */
+const MODELS = ["unet", "classifier"] as const;
+
+/**
+ * Writes `examples/web/dist/<name>.onnx`: the digits model with ONNX Runtime's graph
+ * optimizations up to `extended` applied (constant folding, node fusions; not the
+ * layout transforms of `all`, which are specific to this machine's CPU), so that the page
+ * creates its sessions with optimizations disabled instead of running the optimizer in
+ * WebAssembly at every load.
+ */
+async function optimizeModels(): Promise<void> {
+  const ort = await import("npm:onnxruntime-node@1.30.0");
+  for (const name of MODELS) {
+    const session = await ort.InferenceSession.create(
+      new URL(`${name}.onnx`, DIGITS).pathname,
+      {
+        graphOptimizationLevel: "extended",
+        optimizedModelFilePath: new URL(`dist/${name}.onnx`, WEB).pathname,
+      },
+    );
+    await session.release();
+  }
+}
+
+/**
+ * Bundles `examples/web/main.ts` for browsers into `examples/web/dist/main.js` and writes the
+ * graph-optimized models next to it (ONNX Runtime's native build, `npm:onnxruntime-node`).
+ */
 export async function buildDemo(): Promise<void> {
+  await Deno.mkdir(new URL("dist/", WEB), { recursive: true });
+  await optimizeModels();
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",

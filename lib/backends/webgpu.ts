@@ -3,7 +3,8 @@
  * {@link WebGpuTensor}s that live in `GPUBuffer`s. A scheduler given WebGPU tensors steps them on
  * the device: each kernel call records its dispatches and submits them, with no readback and no
  * host work proportional to the tensor size. Results match the CPU backend's float32 operation
- * order (products are kept from fusing into FMAs). A kernel the device rejects (a shader that does
+ * order (products are kept from fusing into FMAs); only the `dot` reduction differs, summing in
+ * float32 where the CPU sums in float64. A kernel the device rejects (a shader that does
  * not compile, a pipeline or submit that fails validation, memory it cannot give) is never
  * silent: the next call or readback throws a {@link WebGpuKernelError} naming it, and `read()`
  * waits for every error report before returning data (see docs/webgpu.md).
@@ -35,7 +36,7 @@ import {
 } from "./webgpu/_chunks.ts";
 import { DeviceWatch } from "./webgpu/_device_watch.ts";
 import { PipelineCache } from "./webgpu/_pipelines.ts";
-import { readBack } from "./webgpu/_readback.ts";
+import { readBack, type ReadbackContext } from "./webgpu/_readback.ts";
 import { thresholdPlan } from "./webgpu/_threshold_plan.ts";
 import {
   Uniforms,
@@ -58,6 +59,14 @@ import {
   copyBody,
   multistepBody,
 } from "./webgpu/linear_combination.ts";
+import {
+  dotFinishShader,
+  dotShader,
+  dotValue,
+  maxAbsShader,
+  maxAbsValue,
+  REDUCTION_GROUPS,
+} from "./webgpu/reduction.ts";
 import {
   applyShader,
   applyUpdateShader,
@@ -388,12 +397,7 @@ export class WebGpuKernels implements WebGpuTensorKernels {
       source = temporary;
     }
     const data = await readBack(
-      {
-        device: this.device,
-        watch: this.#watch,
-        pool: this.#buffers,
-        submitted: () => this.#counts.submits++,
-      },
+      this.#readbackContext(),
       source.buffer,
       source.offset * 4,
       size * 4,
@@ -603,6 +607,134 @@ export class WebGpuKernels implements WebGpuTensorKernels {
         ),
       () => {},
     );
+  }
+
+  /**
+   * `max |x|` over every element (NaN if any element is NaN; 0 for an empty tensor), computed
+   * on the device and read back as one scalar: the CPU kernel's value bit for bit (an integer
+   * maximum over the bits of |x|, see webgpu/reduction.ts).
+   */
+  maxAbs(x: WebGpuTensor): Promise<number> {
+    this.#check("maxAbs", x);
+    if (x.size === 0) return Promise.resolve(0);
+    const view = planChunks("maxAbs", [x], this.#limits);
+    const pipeline = this.#pipelines.pipeline(
+      `maxabs_${view.flat ? "flat" : "strided"}`,
+      "rw",
+      () => maxAbsShader(view.flat),
+    );
+    const result = this.#buffers.storage(4);
+    const params = this.#uniforms.clear(view.chunks.length);
+    this.#run(
+      "maxAbs",
+      view.chunks.map((chunk, slot) => {
+        writeChunk(params(slot), chunk);
+        return {
+          pipeline,
+          layout: "rw",
+          operands: [chunk.operands[0]!, wholeBuffer(result)],
+          groups: [this.#reductionGroups(chunk.count), 1],
+        };
+      }),
+      [result],
+    );
+    return this.#readWords(result, 1, [])
+      .then((words) => maxAbsValue(words[0]!));
+  }
+
+  /**
+   * `Σ x·y` over every element (0 for empty tensors), computed on the device in float32 (products
+   * rounded to float32, added in a tree; see webgpu/reduction.ts) and read back as one scalar.
+   * Not the CPU kernel's float64 sum: the error is at most γ_n·Σ|x·y| (γ_n = n·u / (1 − n·u),
+   * u = 2⁻²⁴, n elements) while no product or partial sum leaves float32's normal range. NaN and
+   * infinities come out as the CPU's: NaN for a NaN operand, ∞·0, or infinities of both signs.
+   */
+  dot(x: WebGpuTensor, y: WebGpuTensor): Promise<number> {
+    this.#check("dot", x);
+    this.#check("dot", y);
+    checkSameShape("dot", x, y);
+    if (x.size === 0) return Promise.resolve(0);
+    const view = planChunks("dot", [x, y], this.#limits);
+    const key = view.flat ? "flat" : "strided";
+    const pipeline = this.#pipelines.pipeline(
+      `dot_${key}`,
+      "rrww",
+      () => dotShader(view.flat),
+    );
+    const finish = this.#pipelines.pipeline(
+      "dot_finish",
+      "rw",
+      dotFinishShader,
+    );
+    const groups = view.chunks.map((c) => this.#reductionGroups(c.count));
+    const partials = groups.reduce((a, b) => a + b, 0);
+    const partial = this.#buffers.storage(partials * 4);
+    const result = this.#buffers.storage(8);
+    const scratch = [wholeBuffer(partial), wholeBuffer(result)] as const;
+    const params = this.#uniforms.clear(view.chunks.length + 1);
+    let first = 0;
+    const dispatches: Dispatch[] = view.chunks.map((chunk, slot) => {
+      const block = params(slot);
+      writeChunk(block, chunk);
+      block.meta[3] = first;
+      first += groups[slot]!;
+      return {
+        pipeline,
+        layout: "rrww",
+        operands: [...chunk.operands, ...scratch],
+        groups: [groups[slot]!, 1],
+      };
+    });
+    params(dispatches.length).meta[0] = partials;
+    dispatches.push({
+      pipeline: finish,
+      layout: "rw",
+      operands: scratch,
+      groups: [1, 1],
+    });
+    this.#run("dot", dispatches, [result]);
+    return this.#readWords(result, 2, [partial])
+      .then((words) => dotValue(words[0]!, words[1]!));
+  }
+
+  // Workgroups of a reduction over `count` elements: one per WORKGROUP_SIZE elements, at most
+  // REDUCTION_GROUPS (each thread strides through the rest).
+  #reductionGroups(count: number): number {
+    return Math.min(
+      Math.ceil(count / WORKGROUP_SIZE),
+      REDUCTION_GROUPS,
+      this.#maxGroups,
+    );
+  }
+
+  // The first `count` words of a reduction's `result` buffer, read back; `result` and the
+  // `temporaries` go back to the pool once the copy is submitted.
+  async #readWords(
+    result: GPUBuffer,
+    count: number,
+    temporaries: readonly GPUBuffer[],
+  ): Promise<Uint32Array> {
+    const data = await readBack(
+      this.#readbackContext(),
+      result,
+      0,
+      count * 4,
+      () => {
+        for (const b of [result, ...temporaries]) {
+          this.#buffers.releaseStorage(b);
+        }
+      },
+    );
+    return new Uint32Array(data.buffer, data.byteOffset, count);
+  }
+
+  #readbackContext(): ReadbackContext {
+    return {
+      device: this.device,
+      watch: this.#watch,
+      pool: this.#buffers,
+      submitted: () => this.#counts.submits++,
+    };
   }
 
   // The checked operands of a fused update after `out` and `x0` (not included): `inputs`, the

@@ -1,6 +1,6 @@
 // The kernel cases of tests/_kernel_cases.ts in the page: on the TypeScript kernels, on WASM
-// (resident and staged) and on WebGPU (Dawn), each held to the CPU oracle bit for bit, exactly as
-// tests/kernels_test.ts runs them in Deno. The harness calls `globalThis.runConformance()`.
+// (resident and staged) and on WebGPU (Dawn), each held to the CPU oracle bit for bit (`dot` to
+// float32's summation bound), exactly as tests/kernels_test.ts runs them in Deno. The harness calls `globalThis.runConformance()`.
 import { WasmKernels } from "../../lib/backends/wasm.ts";
 import {
   requestWebGpuKernels,

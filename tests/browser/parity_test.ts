@@ -14,6 +14,7 @@ import {
   serve,
 } from "./_chromium.ts";
 import type { ConformanceResult } from "./conformance_page.ts";
+import type { PlainLoopsReport } from "./memory_page.ts";
 import type { ParityReport } from "./parity_page.ts";
 
 // What the page puts on globalThis.
@@ -21,6 +22,7 @@ interface ParityPage {
   runParity(names: string[]): Promise<ParityReport>;
   caseNames(): Promise<string[]>;
   runConformance(): Promise<ConformanceResult[]>;
+  runPlainLoops(): PlainLoopsReport;
 }
 
 const PAGE = `<!doctype html>
@@ -62,7 +64,7 @@ function open() {
 
 Deno.test({
   name:
-    "every kernel case of tests/_kernel_cases.ts in headless Chromium: CPU, WASM and WebGPU bit-exact to the CPU oracle",
+    "every kernel case of tests/_kernel_cases.ts in headless Chromium: CPU, WASM and WebGPU bit-exact to the CPU oracle (dot within float32's bound)",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -155,6 +157,35 @@ Deno.test({
       assert.equal(total.failures.length, 0, summary);
       assert.equal(total.cpuExactVsDiffusers, total.cpuComparedToDiffusers);
       assert.equal(total.gpuExactVsCpu, total.steps);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "README's plain loop on Chromium's main thread: WebAssembly kernels from the first call, the module's memory flat over 1,000 steps",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { page } = await open();
+    const report = await page.evaluate(
+      () => (globalThis as unknown as ParityPage).runPlainLoops(),
+      undefined,
+    );
+    // Chromium compiles the embedded module synchronously on the main thread, so the page never
+    // runs on the TypeScript fallback.
+    assert.equal(report.firstDefault, "wasm");
+    for (const loop of report.loops) {
+      assert.equal(loop.kernels, "wasm", loop.name);
+      assert.equal(loop.bytes.length, 1000, loop.name);
+      assert.ok(loop.finite, loop.name);
+      assert.equal(
+        loop.bytes.at(-1),
+        loop.bytes[49],
+        `${loop.name}: memory grew ${loop.bytes[49]} → ${loop.bytes.at(-1)}`,
+      );
+      assert.equal(loop.resident, false, `${loop.name}: results in JS memory`);
     }
   },
 });
