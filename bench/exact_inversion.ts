@@ -6,11 +6,12 @@
  * was unsolved, and the batch's total); then the class edits from exactly inverted noise judged by
  * the classifier, plain against exact.
  *
- *   deno task bench:exact [--count 50] [--edits 20] [--cap 10] [--steps 25,50,10] [--orders 1,2,3]
+ *   deno task bench:exact [--count 50] [--edits 20] [--cap 10] [--tolerance 1e-6] [--steps 25,50,10] [--orders 1,2,3]
  *     [--sigmas linspace,karras] [--only TEXT] [--no-cells] [--no-edits] [--json out.json]
  *
  * `--cap` bounds the exact inversion's model calls at cap × steps per cell (the issue's cost
- * target is 8×); `--only` keeps the cells whose label contains the text.
+ * target is 8×); `--tolerance` is the exact inversion's per-step residual target; `--only` keeps
+ * the cells whose label contains the text.
  *
  * @module
  */
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     count: { type: "string", default: "50" },
     edits: { type: "string", default: "20" },
     cap: { type: "string", default: "10" },
+    tolerance: { type: "string", default: "1e-6" },
     only: { type: "string" },
     json: { type: "string" },
     "no-edits": { type: "boolean", default: false },
@@ -42,12 +44,18 @@ const { values } = parseArgs({
 const count = Number(values.count);
 const editCount = Number(values.edits);
 const cap = Number(values.cap);
+const tolerance = Number(values.tolerance);
 for (const [name, value] of [["count", count], ["edits", editCount]] as const) {
   if (!Number.isInteger(value) || value < 1) {
     throw new RangeError(
       `Cannot run the benchmark as '--${name}' must be a positive integer: current value is ${value}`,
     );
   }
+}
+if (!(tolerance > 0)) {
+  throw new RangeError(
+    `Cannot run the benchmark as '--tolerance' must be positive: current value is ${values.tolerance}`,
+  );
 }
 if (!(cap >= 1)) {
   throw new RangeError(
@@ -93,7 +101,7 @@ function median(values: ArrayLike<number>): number {
 }
 
 console.log(
-  `exact inversion on ${count} held-out digits (true class; regenerate with generate() down to sigma(t = 0)); cap ${cap}× calls`,
+  `exact inversion on ${count} held-out digits (true class; regenerate with generate() down to sigma(t = 0)); cap ${cap}× calls, tolerance ${tolerance}`,
 );
 console.log(
   "cell                                         target  plain dB  calls  exact dB  median calls (×)  batch calls  max residual  s",
@@ -117,7 +125,10 @@ for (const cell of values["no-cells"] ? [] : cells) {
     digits.model,
     images,
     inverse,
-    { ...loop, exact: { forward, maxModelCalls: cap * cell.steps } },
+    {
+      ...loop,
+      exact: { forward, tolerance, maxModelCalls: cap * cell.steps },
+    },
   );
   const exactBack = await generate(digits.model, exact.sample, forward, {
     ...loop,
@@ -182,7 +193,7 @@ if (!values["no-edits"]) {
     const inverted = exact
       ? await invert(digits.model, few, inverse, {
         ...loop,
-        exact: { forward, maxModelCalls: cap * steps },
+        exact: { forward, tolerance, maxModelCalls: cap * steps },
       })
       : await invert(digits.model, few, inverse, loop);
     const noise = repeatItems(inverted.sample, 9);
