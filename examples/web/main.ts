@@ -1,8 +1,9 @@
 /// <reference lib="dom" />
 /**
  * The web demo's page: loads the digits UNet and classifier into ONNX Runtime Web (WebAssembly,
- * files served by `serve.ts`), picks the scheduler's kernels (WebGPU when an adapter exists,
- * WebAssembly otherwise, or `?backend=wasm`), then inverts a held-out digit, reconstructs it and
+ * files served by `serve.ts`), picks the scheduler's kernels (WebGPU on a hardware adapter,
+ * WebAssembly otherwise; `?backend=wasm` or `?backend=webgpu` chooses), then inverts a held-out
+ * digit, reconstructs it and
  * edits it to the ten classes, drawing the images, the inverse schedule and a progress bar.
  *
  * `window.demo` exposes the state and `roundTrip(index, steps)` for `tests/browser/web_demo_test.ts`.
@@ -16,7 +17,7 @@ import {
   Tensor,
 } from "../../mod.ts";
 import { decodeNpy } from "../../npy.ts";
-import { requestWebGpuKernels } from "../../webgpu.ts";
+import { createWebGpuKernels, type WebGpuKernels } from "../../webgpu.ts";
 import {
   cpuBackend,
   type DemoContext,
@@ -135,9 +136,46 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+const BACKENDS = ["wasm", "webgpu"] as const;
+
+/**
+ * The WebGPU kernels for the scheduler, or null for the WebAssembly ones: none when asked for
+ * WebAssembly or without an adapter, and none on a fallback adapter (WebGPU emulated on the CPU,
+ * SwiftShader in headless Chromium) unless asked for WebGPU: there every step waits for a
+ * readback through the GPU process, and the first result came 0.6 s later than on the
+ * WebAssembly kernels (docs/browser.md).
+ */
+async function schedulerGpu(
+  asked: string | null,
+): Promise<{ gpu: WebGpuKernels | null; fallback: string | null }> {
+  const none = { gpu: null, fallback: null };
+  if (asked === "wasm") return none;
+  const adapter = await (navigator as { gpu?: GPU }).gpu?.requestAdapter()
+    .catch(() => null);
+  if (!adapter) return none;
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  if (info.isFallbackAdapter && asked !== "webgpu") {
+    return {
+      gpu: null,
+      fallback: info.architecture || info.vendor || "unknown",
+    };
+  }
+  const device = await adapter.requestDevice().catch(() => null);
+  return device
+    ? { gpu: await createWebGpuKernels({ device }), fallback: null }
+    : none;
+}
+
 async function main() {
   const query = new URLSearchParams(location.search);
-  const forceWasm = query.get("backend") === "wasm";
+  const asked = query.get("backend");
+  if (asked !== null && !(BACKENDS as readonly string[]).includes(asked)) {
+    throw new RangeError(
+      `'?backend' must be one of ${
+        BACKENDS.join(", ")
+      } (or absent): current value is ${asked}`,
+    );
+  }
   const timings = state.timings!;
   const timed = <T>(name: string, promise: Promise<T>) =>
     promise.then((value) => {
@@ -199,13 +237,13 @@ async function main() {
   );
   const gpuReady = timed(
     "webgpu",
-    forceWasm ? Promise.resolve(null) : requestWebGpuKernels(),
+    schedulerGpu(asked),
   );
   // Five steps each way on zeros build the WebGPU kernels' pipelines while the model loads, so
   // that the GPU process compiles them then, not at the first step. Skipped when the adapter
   // arrives after the model (it would only delay the first step). Not awaited: its work is
   // submitted at once and the first step queues behind it.
-  Promise.all([gpuReady, inverseReady]).then(([gpu, inverse]) => {
+  Promise.all([gpuReady, inverseReady]).then(([{ gpu }, inverse]) => {
     if (gpu && !unetLoaded) {
       return timed("warmed", warmUp(gpuBackend(gpu), inverse.toJSON()));
     }
@@ -214,12 +252,13 @@ async function main() {
     state.error = String((error as Error).stack ?? error);
     say(`error: ${(error as Error).message}`);
   });
-  const [unet, { digits, classes }, inverse, gpu] = await Promise.all([
-    unetReady,
-    digitsReady,
-    inverseReady,
-    gpuReady,
-  ]);
+  const [unet, { digits, classes }, inverse, { gpu, fallback }] = await Promise
+    .all([
+      unetReady,
+      digitsReady,
+      inverseReady,
+      gpuReady,
+    ]);
   timings.loaded = Math.round(performance.now());
   const config = inverse.toJSON();
   const onnx = `the UNet runs in ONNX Runtime Web on WebAssembly, ${
@@ -242,8 +281,10 @@ async function main() {
       ? "the WebAssembly kernels"
       : "the TypeScript kernels (no WebAssembly SIMD here)";
     backend = cpuBackend as StepBackend<never>;
-    $("backend").textContent = forceWasm
+    $("backend").textContent = asked === "wasm"
       ? `Scheduler steps run on ${kernels} (asked with ?backend=wasm); ${onnx}`
+      : fallback
+      ? `WebGPU here is a fallback adapter emulated on the CPU (${fallback}): scheduler steps run on ${kernels}, which are faster there (?backend=webgpu uses WebGPU anyway); ${onnx}`
       : `No WebGPU adapter here: scheduler steps run on ${kernels}; ${onnx}`;
   }
   state.backend = backend.name;

@@ -1,8 +1,9 @@
 // The web demo end to end in headless Chromium: the page (examples/web/, built with deno bundle
 // and served on 127.0.0.1) inverts and reconstructs a held-out digit with ONNX Runtime Web, and
 // its round-trip PSNR must be within 0.5 dB of the same run in Deno (ONNX Runtime's native CPU
-// build, `roundTrip` of examples/_digits.ts: same digit, steps and scheduler). Both the default
-// backend (WebGPU when Chromium finds an adapter) and `?backend=wasm` are run. A failure prints
+// build, `roundTrip` of examples/_digits.ts: same digit, steps and scheduler). The default
+// backend (WebGPU on a hardware adapter, WebAssembly on none or on a fallback adapter such as
+// headless Chromium's SwiftShader), `?backend=wasm` and `?backend=webgpu` are run. A failure prints
 // the page's console. Set WEB_DEMO_SCREENSHOT=<path.png> to save a screenshot after the run.
 import assert from "node:assert/strict";
 import { buildDemo, serveDemo } from "../../examples/web/serve.ts";
@@ -41,7 +42,7 @@ Deno.test({
     const server = serveDemo(0);
     const chromium = await launch();
     try {
-      for (const query of ["", "?backend=wasm"]) {
+      for (const query of ["", "?backend=wasm", "?backend=webgpu"]) {
         const page = await chromium.browser.newPage();
         const log: string[] = [];
         page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
@@ -78,23 +79,31 @@ Deno.test({
             Math.abs(state.psnr! - expected) <= 0.5,
             `page PSNR ${state.psnr} dB, Deno ${expected} dB`,
           );
-          // The page says where the scheduler runs: WebGPU when Chromium gave an adapter.
-          const gpu = await page.evaluate(async () =>
-            (await (navigator as unknown as {
-              gpu?: { requestAdapter(): Promise<unknown> };
-            }).gpu?.requestAdapter()) != null
-          );
-          assert.equal(
-            state.backend,
-            gpu && !query ? "WebGPU" : "WebAssembly",
-          );
+          // The page says where the scheduler runs: WebGPU on a hardware adapter, or when asked
+          // for and an adapter exists.
+          const adapter = await page.evaluate(async () => {
+            const a = await (navigator as unknown as {
+              gpu?: {
+                requestAdapter(): Promise<
+                  { info: { isFallbackAdapter?: boolean } } | null
+                >;
+              };
+            }).gpu?.requestAdapter();
+            return a ? { fallback: a.info.isFallbackAdapter === true } : null;
+          });
+          const onGpu = query === "?backend=webgpu"
+            ? adapter !== null
+            : query === "" && adapter !== null && !adapter.fallback;
+          assert.equal(state.backend, onGpu ? "WebGPU" : "WebAssembly");
           const said = await page.$eval("#backend", (e) => e.textContent ?? "");
           assert.match(
             said,
-            state.backend === "WebGPU"
+            onGpu
               ? /^Scheduler steps run on WebGPU/
-              : query
+              : query === "?backend=wasm"
               ? /WebAssembly kernels \(asked with \?backend=wasm\)/
+              : adapter?.fallback
+              ? /^WebGPU here is a fallback adapter emulated on the CPU/
               : /^No WebGPU adapter here/,
           );
           for (const [index, steps] of EXTRA_RUNS) {
