@@ -58,12 +58,15 @@ export class AndersonMixer<T extends TensorView<T>> {
   async next(x: T[], f: T[], out: T[], active: Uint8Array): Promise<void> {
     const k = this.#kernels;
     const depth = this.#depth;
+    // Every step's dot is queued before any is awaited (a device reads them back together); the
+    // sum runs in step order, as a loop would.
     const dot = async (u: T[], v: T[], b: number) => {
-      let sum = 0;
-      for (let j = 0; j < u.length; j++) {
-        sum += await k.dot!(u[j]!.slice(0, b, b + 1), v[j]!.slice(0, b, b + 1));
-      }
-      return sum;
+      const parts = await Promise.all(
+        u.map((uj, j) =>
+          k.dot!(uj.slice(0, b, b + 1), v[j]!.slice(0, b, b + 1))
+        ),
+      );
+      return parts.reduce((sum, part) => sum + part, 0);
     };
     // out_b += g·v_b over the list.
     const addItem = (o: T[], g: number, v: T[], b: number) => {

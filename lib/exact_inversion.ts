@@ -325,6 +325,17 @@ interface SolverSettings {
   onIteration: ((info: ExactIteration) => void) | undefined;
 }
 
+/**
+ * `reduce(b)` for every item `b < count`, all issued before any is awaited: a device backend
+ * queues every reduction at once and waits for their readbacks together, not one by one.
+ */
+function perItem(
+  count: number,
+  reduce: (b: number) => number | Promise<number>,
+): Promise<number[]> {
+  return Promise.all(Array.from({ length: count }, (_, b) => reduce(b)));
+}
+
 // One exact inversion: the trajectory x[start..n] (x[n] the clean sample), the raw model outputs
 // e[i] at x[i] and their conversions m[i], forward step i mapping x[i] to x[i + 1].
 class ExactSolver {
@@ -506,9 +517,12 @@ class ExactSolver {
         this.#stepInto(i, x[j]!, e[j]!, this.#sweepHistory(j, m), y, scratch);
         k.axpbyDiv(r[j]!, 1, y, -1, target, 1);
         let stepResidual = 0;
+        const [scales, sizes] = await Promise.all([
+          perItem(B, (b) => k.maxAbs!(target.slice(0, b, b + 1))),
+          perItem(B, (b) => k.maxAbs!(r[j]!.slice(0, b, b + 1))),
+        ]);
         for (let b = 0; b < B; b++) {
-          const scale = Math.max(1, await k.maxAbs!(target.slice(0, b, b + 1)));
-          const res = (await k.maxAbs!(r[j]!.slice(0, b, b + 1))) / scale;
+          const res = sizes[b]! / Math.max(1, scales[b]!);
           if (!(res <= worst[b]!)) worst[b] = res;
           if (!(res <= stepResidual)) stepResidual = res;
         }
@@ -576,11 +590,15 @@ class ExactSolver {
     for (let j = 0; j < x.length; j++) {
       k.axpbyDiv(dx, 1, x[j]!, -1, x0[j]!, 1);
       k.axpbyDiv(dm, 1, m[j]!, -1, m0[j]!, 1);
+      const item = (t: typeof dx, b: number) => t.slice(0, b, b + 1);
+      const [xxs, mxs] = await Promise.all([
+        perItem(B, (b) => k.dot!(item(dx, b), item(dx, b))),
+        perItem(B, (b) => k.dot!(item(dm, b), item(dx, b))),
+      ]);
       for (let b = 0; b < B; b++) {
-        const u = dx.slice(0, b, b + 1);
-        const xx = await k.dot!(u, u);
+        const xx = xxs[b]!;
         if (!(xx > 0)) continue;
-        const estimate = (await k.dot!(dm.slice(0, b, b + 1), u)) / xx;
+        const estimate = mxs[b]! / xx;
         if (Number.isFinite(estimate)) jacobian[j * B + b] = estimate;
       }
     }
@@ -665,8 +683,11 @@ class ExactSolver {
         scratch,
       );
       this.#k.axpbyDiv(scratch, 1, y, -1, target, 1);
-      out[n - 1 - i] = (await this.#k.maxAbs!(scratch)) /
-        Math.max(1, await this.#k.maxAbs!(target));
+      const [size, scale] = await Promise.all([
+        this.#k.maxAbs!(scratch),
+        this.#k.maxAbs!(target),
+      ]);
+      out[n - 1 - i] = size / Math.max(1, scale);
     }
     return out;
   }
@@ -809,12 +830,12 @@ class ExactSolver {
     this.#stepInto(i, x, e, history, y, m);
     this.#k.axpbyDiv(r, 1, y, -1, target, 1);
     const residuals = new Float64Array(this.#batch);
+    const [scales, sizes] = await Promise.all([
+      perItem(this.#batch, (b) => this.#k.maxAbs!(target.slice(0, b, b + 1))),
+      perItem(this.#batch, (b) => this.#k.maxAbs!(r.slice(0, b, b + 1))),
+    ]);
     for (let b = 0; b < this.#batch; b++) {
-      const scale = Math.max(
-        1,
-        await this.#k.maxAbs!(target.slice(0, b, b + 1)),
-      );
-      residuals[b] = (await this.#k.maxAbs!(r.slice(0, b, b + 1))) / scale;
+      residuals[b] = sizes[b]! / Math.max(1, scales[b]!);
     }
     return { residuals, y, m, r };
   }
