@@ -5,10 +5,12 @@
  * reconstruction on screen, the page's own milestones, and the CPU time all Chromium processes
  * used meanwhile (from /proc; on a shared machine the wall time includes waiting for a core).
  *
- *   deno task bench:web [--runs 3] [--backend default|wasm] [--threads n] [--reload]
+ *   deno task bench:web [--runs 3] [--backend default|wasm] [--threads n] [--reload] [--trace]
  *
  * `--reload` times a second visit in the same profile (HTTP cache and compiled WebAssembly
- * warm) instead of a cold one.
+ * warm) instead of a cold one. `--trace` records a Chromium trace of each timed load and prints
+ * the time V8 spent compiling WebAssembly (ONNX Runtime Web's module) per kind of work; tracing
+ * itself slows the page, so its first-result times are not the benchmark's.
  *
  * @module
  */
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     backend: { type: "string", default: "default" },
     threads: { type: "string" },
     reload: { type: "boolean", default: false },
+    trace: { type: "boolean", default: false },
   },
 });
 const runs = Number(values.runs);
@@ -75,6 +78,35 @@ function treeCpuByKind(root: number): Record<string, number> {
   return total;
 }
 
+/**
+ * CPU milliseconds of V8's WebAssembly compilation work in a Chromium trace, per kind: lazy
+ * baseline compilation on first call (`wasm.CompileLazy`, on the thread that calls), top-tier
+ * recompilation of hot functions (`wasm.TopTierCompilation`, background threads) and streaming
+ * validation (`wasm.ValidateFunctionsStreaming`).
+ */
+async function wasmCompileMs(file: string): Promise<Record<string, number>> {
+  const kinds = [
+    "wasm.CompileLazy",
+    "wasm.TopTierCompilation",
+    "wasm.ValidateFunctionsStreaming",
+  ];
+  const trace = JSON.parse(await Deno.readTextFile(file)) as {
+    traceEvents: { name: string; ph: string; tdur?: number }[];
+  };
+  const total: Record<string, number> = Object.fromEntries(
+    kinds.map((k) => [k, 0]),
+  );
+  for (const event of trace.traceEvents) {
+    // `tdur` is the thread's CPU time in the event (`dur`, the wall time, counts waits for a core).
+    if (event.ph === "X" && event.tdur && kinds.includes(event.name)) {
+      total[event.name]! += event.tdur / 1000;
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(total).map(([k, v]) => [k, Math.round(v)]),
+  );
+}
+
 await buildDemo();
 const server = serveDemo(0);
 const load = () => Deno.loadavg()[0].toFixed(1);
@@ -104,6 +136,15 @@ try {
         );
       }
       const before = treeCpuByKind(pid);
+      const traceFile = values.trace
+        ? await Deno.makeTempFile({ prefix: "web-trace-", suffix: ".json" })
+        : undefined;
+      if (traceFile) {
+        await page.tracing.start({
+          path: traceFile,
+          categories: ["v8.wasm", "toplevel"],
+        });
+      }
       await page.goto(
         url,
       );
@@ -117,6 +158,15 @@ try {
         { timeout: 300_000, polling: 20 },
       );
       const after = treeCpuByKind(pid);
+      if (traceFile) {
+        await page.tracing.stop();
+        console.log(
+          `run ${run} trace: V8 WebAssembly compilation (CPU ms, all threads) ${
+            JSON.stringify(await wasmCompileMs(traceFile))
+          }`,
+        );
+        await Deno.remove(traceFile);
+      }
       const byKind = Object.fromEntries(
         Object.entries(after).map((
           [k, v],
