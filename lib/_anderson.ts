@@ -19,6 +19,9 @@ export class AndersonMixer<T extends TensorView<T>> {
   #hasPrev = false;
   // Per item: how many of the newest columns are valid (reset by `restart`).
   readonly #count: Int32Array;
+  // Per item: restarted since the last `next`, so the column `next` records (from the iterate
+  // before the restart) is not the item's.
+  readonly #restarted: Uint8Array;
   // Per item: Gram matrix of the dF columns by ring slot, depth × depth.
   readonly #gram: Float64Array[];
 
@@ -39,6 +42,7 @@ export class AndersonMixer<T extends TensorView<T>> {
     this.#xPrev = list();
     this.#fPrev = list();
     this.#count = new Int32Array(this.#batch);
+    this.#restarted = new Uint8Array(this.#batch);
     this.#gram = Array.from(
       { length: this.#batch },
       () => new Float64Array(depth * depth),
@@ -48,6 +52,7 @@ export class AndersonMixer<T extends TensorView<T>> {
   /** Forgets item `b`'s history: its next update is a plain fixed-point step. */
   restart(b: number): void {
     this.#count[b] = 0;
+    this.#restarted[b] = 1;
   }
 
   /**
@@ -83,7 +88,8 @@ export class AndersonMixer<T extends TensorView<T>> {
       }
       this.#head = (slot + 1) % depth;
       for (let b = 0; b < this.#batch; b++) {
-        if (!active[b]) continue;
+        // The difference across a restart spans two maps (or a misleading jump): not used.
+        if (!active[b] || this.#restarted[b]) continue;
         this.#count[b] = Math.min(this.#count[b]! + 1, depth);
         const gram = this.#gram[b]!;
         for (let c = 0; c < this.#count[b]!; c++) {
@@ -122,6 +128,7 @@ export class AndersonMixer<T extends TensorView<T>> {
       k.copy(this.#fPrev[j]!, f[j]!);
     }
     this.#hasPrev = true;
+    this.#restarted.fill(0);
   }
 }
 
