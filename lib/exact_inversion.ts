@@ -837,13 +837,15 @@ class ExactSolver {
   // steps whose outputs it reads: where the history weight is large (the final step to sigma_min
   // of 25 linspace steps reads x_n ≈ 0.07·x + 2.85·m_{n−1} − 1.91·m_{n−2}), so its error and the
   // history's move together. Empty for order 1 and for 25 Karras steps (whose final step starts
-  // at sigma_min). Solving only the stiff step itself did worse (digits, 5, order 2, linspace, 25
-  // steps, 3 calls: 95.0 dB at 39.4× the plain calls, unconverged; with its neighbour 117.6 dB
-  // at 18.3×).
+  // at sigma_min), and for order 3, whose sweeps use no estimates: with the block it did worse
+  // (digits, 5, linspace, 25 steps: 30.8 dB against 36.0 dB). Solving only the stiff step itself
+  // did worse (digits, 5, order 2, linspace, 25 steps, 3 calls: 95.0 dB at 39.4× the plain
+  // calls, unconverged; with its neighbour 117.6 dB at 18.3×).
   #cleanEndBlock(): number[] {
     const { start } = this.#s;
     const order = this.#forward.config.solver_order;
     const block = new Set<number>();
+    if (order >= 3) return [];
     for (let i = this.#n - 1; i >= start; i--) {
       const a = this.#coefficients[i]!.sample;
       const stiff =
