@@ -521,7 +521,7 @@ class ExactSolver {
         // pass's trajectory): ⟨Δm, Δx⟩ / ⟨Δx, Δx⟩ per step and item, then kept, so the map the
         // mixing sees stays fixed; its one difference so far was of the old map: forgotten.
         await this.#estimateJacobian(x, m, best.x, best.m, dx, dm, jacobian);
-        for (let b = 0; b < B; b++) mixer.restart(b);
+        for (let b = 0; b < B; b++) mixer.forget(b);
       }
       // The stiff steps and the outputs they read, solved in turn against the sweep's history
       // (a few calls each): the part of the trajectory the scalar estimates model worst.
@@ -568,7 +568,7 @@ class ExactSolver {
       for (let b = 0; b < B; b++) this.#bandedUpdate(b, f, r, jacobian);
       let unsolved = 0;
       for (let b = 0; b < B; b++) {
-        if (!(worst[b]! >= bestResidual[b]!)) {
+        if (worst[b]! < bestResidual[b]!) {
           bestResidual[b] = worst[b]!;
           for (const [to, from] of [[best.x, x], [best.e, e], [best.m, m]]) {
             for (let j = 0; j < count; j++) {
@@ -576,7 +576,8 @@ class ExactSolver {
             }
           }
         }
-        if (worst[b]! > 10 * bestResidual[b]!) mixer.restart(b);
+        // Grown tenfold past the best, or not finite: Anderson's history misleads.
+        if (!(worst[b]! <= 10 * bestResidual[b]!)) mixer.restart(b);
         active[b] = worst[b]! <= tolerance ? 0 : 1;
         if (!(bestResidual[b]! <= tolerance)) unsolved++;
       }
