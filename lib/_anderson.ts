@@ -17,8 +17,11 @@ export class AndersonMixer<T extends TensorView<T>> {
   // Ring position of the next column; columns are pushed for every item at once.
   #head = 0;
   #hasPrev = false;
-  // Per item: how many of the newest columns are valid (reset by `restart`).
+  // Per item: how many of the newest columns are valid (reset by `restart` and `forget`).
   readonly #count: Int32Array;
+  // Per item: forgotten since the last `next`, so the column `next` records (from the iterate
+  // before) is not the item's either.
+  readonly #forgotten: Uint8Array;
   // Per item: Gram matrix of the dF columns by ring slot, depth × depth.
   readonly #gram: Float64Array[];
 
@@ -39,15 +42,28 @@ export class AndersonMixer<T extends TensorView<T>> {
     this.#xPrev = list();
     this.#fPrev = list();
     this.#count = new Int32Array(this.#batch);
+    this.#forgotten = new Uint8Array(this.#batch);
     this.#gram = Array.from(
       { length: this.#batch },
       () => new Float64Array(depth * depth),
     );
   }
 
-  /** Forgets item `b`'s history: its next update is a plain fixed-point step. */
+  /**
+   * Forgets item `b`'s history but the difference the next call records (from the last iterate
+   * to the one it is given): its next update mixes with that one difference only.
+   */
   restart(b: number): void {
     this.#count[b] = 0;
+  }
+
+  /**
+   * Forgets all of item `b`'s history, the difference the next call would record included (for
+   * a map that changed): its next update is the plain fixed-point step.
+   */
+  forget(b: number): void {
+    this.#count[b] = 0;
+    this.#forgotten[b] = 1;
   }
 
   /**
@@ -83,7 +99,8 @@ export class AndersonMixer<T extends TensorView<T>> {
       }
       this.#head = (slot + 1) % depth;
       for (let b = 0; b < this.#batch; b++) {
-        if (!active[b]) continue;
+        // After `forget`, the difference spans the two maps: not used.
+        if (!active[b] || this.#forgotten[b]) continue;
         this.#count[b] = Math.min(this.#count[b]! + 1, depth);
         const gram = this.#gram[b]!;
         for (let c = 0; c < this.#count[b]!; c++) {
@@ -122,6 +139,7 @@ export class AndersonMixer<T extends TensorView<T>> {
       k.copy(this.#fPrev[j]!, f[j]!);
     }
     this.#hasPrev = true;
+    this.#forgotten.fill(0);
   }
 }
 

@@ -17,6 +17,7 @@ import {
 import { GaussianMixture, schedulerModel } from "../analytic.ts";
 import { WasmKernels } from "../wasm.ts";
 import { CpuKernels } from "../lib/backends/cpu.ts";
+import { AndersonMixer } from "../lib/_anderson.ts";
 import { createWebGpuKernels, type WebGpuTensor } from "../webgpu.ts";
 import { ignore as noGpu } from "./_gpu.ts";
 
@@ -381,6 +382,37 @@ Deno.test("maxAbs and dot reductions of the CPU and WASM kernels", () => {
     );
     assert.equal(kernels.maxAbs(item), itemMax);
   }
+});
+
+Deno.test("Anderson mixing: after forget the next update is the plain fixed-point step, after restart it mixes with the one newest difference", async () => {
+  const kernels = new CpuKernels();
+  const mixer = new AndersonMixer(kernels, [2, 3], 1, 3);
+  const active = Uint8Array.of(1, 1);
+  const x0 = Tensor.from([0, 0, 0, 1, 1, 1], [2, 3]);
+  const f0 = Tensor.from([1, 2, 3, -1, 0, 1], [2, 3]);
+  const x1 = kernels.empty([2, 3]);
+  await mixer.next([x0], [f0], [x1], active);
+  assert.deepEqual(Array.from(x1.toFloat32Array()), [1, 2, 3, 0, 1, 2]);
+  mixer.forget(0);
+  mixer.restart(1);
+  const f1Values = [0.2, -0.1, 0.3, 0.5, 0.5, -0.5];
+  const f1 = Tensor.from(f1Values, [2, 3]);
+  const x2 = kernels.empty([2, 3]);
+  await mixer.next([x1], [f1], [x2], active);
+  const got = Array.from(x2.toFloat32Array());
+  // Item 0, forgotten: x1 + f1, the difference from (x0, f0) left out.
+  [1.2, 1.9, 3.3].forEach((v, i) => assert.ok(Math.abs(got[i]! - v) < 1e-6));
+  // Item 1, restarted: type-II Anderson with the one difference from (x0, f0),
+  // x1 + f1 − γ·(Δx + Δf), γ = ⟨Δf, f1⟩ / ⟨Δf, Δf⟩.
+  const dx = [-1, 0, 1];
+  const df = [1.5, 0.5, -1.5];
+  const f = f1Values.slice(3);
+  const gamma = (df[0]! * f[0]! + df[1]! * f[1]! + df[2]! * f[2]!) /
+    (df[0]! ** 2 + df[1]! ** 2 + df[2]! ** 2);
+  [0, 1, 2].forEach((i) => {
+    const expected = [0, 1, 2][i]! + f[i]! - gamma * (dx[i]! + df[i]!);
+    assert.ok(Math.abs(got[3 + i]! - expected) < 1e-6, `${got} ${expected}`);
+  });
 });
 
 Deno.test("cli roundtrip --exact reconstructs to float32 precision and reports the calls", async () => {
