@@ -711,30 +711,17 @@ class ExactSolver {
       const q = pairs.length;
       const c = this.#coefficients[start + j]!;
       const inverses: (Float64Array | null)[] = [];
-      const [gram, mixed] = await Promise.all([
+      // ⟨Δx_u, other_w⟩ per item b and pair indices u, w, at [b·q·q + u·q + w].
+      const pairDots = (other: "dx" | "dm") =>
         perItem(B * q * q, (t) => {
-          const [b, u, w] = [
-            Math.floor(t / (q * q)),
-            Math.floor(t / q) % q,
-            t % q,
-          ];
+          const b = Math.floor(t / (q * q));
+          const u = Math.floor(t / q) % q;
           return k.dot!(
             pairs[u]!.dx.slice(0, b, b + 1),
-            pairs[w]!.dx.slice(0, b, b + 1),
+            pairs[t % q]![other].slice(0, b, b + 1),
           );
-        }),
-        perItem(B * q * q, (t) => {
-          const [b, u, w] = [
-            Math.floor(t / (q * q)),
-            Math.floor(t / q) % q,
-            t % q,
-          ];
-          return k.dot!(
-            pairs[u]!.dx.slice(0, b, b + 1),
-            pairs[w]!.dm.slice(0, b, b + 1),
-          );
-        }),
-      ]);
+        });
+      const [gram, mixed] = await Promise.all([pairDots("dx"), pairDots("dm")]);
       for (let b = 0; b < B; b++) {
         const estimate = jacobian[j * B + b]!;
         if (!Number.isFinite(estimate)) {
